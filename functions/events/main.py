@@ -1,0 +1,12 @@
+"""events: the events API (HTTP, /v1/events)."""
+import functions_framework
+
+from shared.events.http import api
+from shared.platform.entry import boot
+
+boot("events")
+
+
+@functions_framework.http
+def handle(request):
+    return api(request)

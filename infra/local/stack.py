@@ -1,0 +1,325 @@
+"""Starts and stops the local platform: emulators, simulators, gateway and scheduler.
+
+Used by ``make run`` (fixed ports, foreground) and by the test suite (free ports, once per run).
+Every child runs in its own process group so stopping kills Java grandchildren too.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import pathlib
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SDK_DIRS = [pathlib.Path("/usr/lib/google-cloud-sdk/platform"),
+            pathlib.Path("/usr/share/google-cloud-sdk/platform"),
+            pathlib.Path(os.path.expanduser("~/google-cloud-sdk/platform"))]
+INSTALL_HINT = (
+    "The Google Cloud {what} emulator is missing. Install it with\n"
+    "  gcloud components install {component}\n"
+    "or, on Debian/Ubuntu with Google's apt repository,\n"
+    "  sudo apt-get install google-cloud-cli-{component}")
+ANVIL_VERSION = "1.7.1"
+LOG_DIR = ROOT / ".local" / "logs"
+
+
+class MissingDependency(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _find_sdk_binary(rel: str, what: str, component: str) -> str:
+    gcloud = shutil.which("gcloud")
+    candidates = list(SDK_DIRS)
+    if gcloud:
+        candidates.insert(0, pathlib.Path(os.path.realpath(gcloud)).parents[1] / "platform")
+    for base in candidates:
+        path = base / rel
+        if path.exists():
+            return str(path)
+    raise MissingDependency(INSTALL_HINT.format(what=what, component=component))
+
+
+def firestore_binary() -> str:
+    return _find_sdk_binary("cloud-firestore-emulator/cloud_firestore_emulator", "Firestore",
+                            "firestore-emulator")
+
+
+def pubsub_binary() -> str:
+    return _find_sdk_binary("pubsub-emulator/bin/cloud-pubsub-emulator", "Pub/Sub", "pubsub-emulator")
+
+
+def anvil_binary() -> str:
+    path = ROOT / "node_modules" / ".bin" / "anvil"
+    if not path.exists():
+        if not shutil.which("npm"):
+            raise MissingDependency("anvil needs Node.js and npm (apt-get install nodejs npm).")
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=ROOT, check=True)
+    return str(path)
+
+
+@dataclasses.dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    port: int
+    env: dict[str, str] | None = None
+    health_url: str | None = None
+    popen: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        log = open(LOG_DIR / f"{self.name}.log", "wb")
+        self.popen = subprocess.Popen(self.argv, cwd=ROOT, env={**os.environ, **(self.env or {})},
+                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen and self.popen.poll() is not None:
+                tail = (LOG_DIR / f"{self.name}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{self.name} exited during start-up:\n{tail}")
+            if self._ready():
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} did not become ready on port {self.port} in {timeout}s")
+
+    def _ready(self) -> bool:
+        if self.health_url:
+            try:
+                with urllib.request.urlopen(self.health_url, timeout=1) as r:
+                    return r.status < 500
+            except Exception:  # noqa: BLE001
+                return False
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.3):
+            return True
+        return False
+
+    def stop(self) -> None:
+        if not self.popen or self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=5)
+
+
+@dataclasses.dataclass
+class Ports:
+    firestore: int = 8080
+    pubsub: int = 8085
+    tasks: int = 9022
+    anvil: int = 8545
+    fcm: int = 9321
+    gateway: int = 8000
+
+    @classmethod
+    def free(cls) -> "Ports":
+        return cls(*(free_port() for _ in range(6)))
+
+
+class Stack:
+    """The local platform. ``components`` picks what to start (tests start only what they need)."""
+
+    ALL = ("firestore", "pubsub", "tasks", "anvil", "fcm", "gateway", "scheduler")
+
+    def __init__(self, ports: Ports | None = None, *, project_id: str = "demo-payloom",
+                 components=ALL, task_secret: str | None = None, anvil_args: list[str] | None = None):
+        self.ports = ports or Ports()
+        self.project_id = project_id
+        self.components = tuple(components)
+        self.task_secret = task_secret or secrets.token_urlsafe(24)
+        self.anvil_args = anvil_args or []
+        self.procs: list[Proc] = []
+        self.scheduler_stop = None
+
+    # Environment every client process (gateway, tests, benchmarks) needs.
+    def env(self) -> dict[str, str]:
+        p = self.ports
+        env = {
+            "PAYLOOM_ENV": "local",
+            "PAYLOOM_PROJECT_ID": self.project_id,
+            "PAYLOOM_TASK_AUTH_SECRET": self.task_secret,
+            "PAYLOOM_FUNCTIONS_BASE_URL": f"http://127.0.0.1:{p.gateway}/_fn",
+            "PAYLOOM_PUBLIC_BASE_URL": f"http://127.0.0.1:{p.gateway}",
+            "GOOGLE_CLOUD_PROJECT": self.project_id,
+        }
+        if "firestore" in self.components:
+            env["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{p.firestore}"
+        if "pubsub" in self.components:
+            env["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{p.pubsub}"
+        if "tasks" in self.components:
+            env["PAYLOOM_TASKS_EMULATOR_HOST"] = f"127.0.0.1:{p.tasks}"
+        if "anvil" in self.components:
+            env["PAYLOOM_CHAIN_RPC_URL"] = f"http://127.0.0.1:{p.anvil}"
+        if "fcm" in self.components:
+            env["PAYLOOM_FCM_URL"] = f"http://127.0.0.1:{p.fcm}"
+        return env
+
+    def start(self) -> "Stack":
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        p, c = self.ports, self.components
+        starting: list[Proc] = []
+        if "firestore" in c:
+            starting.append(Proc("firestore", [firestore_binary(), "start", "--host=127.0.0.1",
+                                               f"--port={p.firestore}", f"--project_id={self.project_id}"],
+                                 p.firestore, health_url=f"http://127.0.0.1:{p.firestore}/"))
+        if "pubsub" in c:
+            starting.append(Proc("pubsub", [pubsub_binary(), "--host=127.0.0.1", f"--port={p.pubsub}"],
+                                 p.pubsub))
+        if "tasks" in c:
+            from infra.local.tasks_emulator import ensure_venv
+            python = ensure_venv(ROOT)
+            queues = [f"projects/{self.project_id}/locations/europe-west1/queues/{q}"
+                      for q in _manifest()["queues"]]
+            argv = [python, str(ROOT / "infra/local/tasks_emulator.py"), "--port", str(p.tasks)]
+            for q in queues:
+                argv += ["--queue", q]
+            starting.append(Proc("tasks", argv, p.tasks))
+        if "anvil" in c:
+            starting.append(Proc("anvil", [anvil_binary(), "--host", "127.0.0.1", "--port", str(p.anvil),
+                                           *self.anvil_args], p.anvil))
+        if "fcm" in c:
+            starting.append(Proc("fcm", [sys.executable, "-m", "infra.local.fcm_sim", "--port", str(p.fcm)],
+                                 p.fcm))
+        for proc in starting:
+            proc.start()
+            self.procs.append(proc)
+        for proc in starting:
+            proc.wait_ready()
+        os.environ.update(self.env())
+        if "pubsub" in c:
+            self.provision_pubsub()
+        if "gateway" in c:
+            gw = Proc("gateway", [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "8",
+                                  "--bind", f"127.0.0.1:{p.gateway}", "--access-logfile", "-",
+                                  "--timeout", "120", "infra.local.gateway:app"],
+                      p.gateway, env={**self.env(), "PAYLOOM_GATEWAY_AUTOLOAD": "1",
+                                      "PYTHONPATH": str(ROOT)},
+                      health_url=f"http://127.0.0.1:{p.gateway}/v1/platform/ping")
+            gw.start()
+            self.procs.append(gw)
+            gw.wait_ready(90)
+        if "scheduler" in c:
+            self.start_scheduler()
+
+    def provision_pubsub(self) -> None:
+        """Topics and push subscriptions from the manifest, as Terraform does in the cloud."""
+        from google.api_core import exceptions as gexc
+        from google.cloud import pubsub_v1
+
+        from shared.adapters.pubsub import PubSubPublisher
+
+        publisher = PubSubPublisher(self.project_id)
+        for topic in _manifest()["topics"]:
+            publisher.ensure_topic(topic)
+        if "gateway" not in self.components:
+            return
+        subscriber = pubsub_v1.SubscriberClient()
+        for fn in _manifest()["functions"]:
+            if fn["trigger"] != "pubsub":
+                continue
+            sub = subscriber.subscription_path(self.project_id, f"{fn['name']}-push")
+            endpoint = f"http://127.0.0.1:{self.ports.gateway}/_push/{fn['name']}"
+            with contextlib.suppress(gexc.AlreadyExists):
+                subscriber.create_subscription(request={
+                    "name": sub, "topic": publisher.topic_path(fn["topic"]),
+                    "push_config": {"push_endpoint": endpoint}, "ack_deadline_seconds": 60})
+
+    def start_scheduler(self) -> None:
+        import threading
+
+        from infra.local.scheduler import LocalScheduler, http_invoker
+
+        invoker = http_invoker(f"http://127.0.0.1:{self.ports.gateway}", self.task_secret)
+        sched = LocalScheduler(_manifest()["functions"], invoker)
+        self.scheduler_stop = threading.Event()
+        threading.Thread(target=sched.run_forever, args=(self.scheduler_stop,), daemon=True).start()
+
+    def stop(self) -> None:
+        if self.scheduler_stop is not None:
+            self.scheduler_stop.set()
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.procs.clear()
+
+    def describe(self) -> str:
+        p = self.ports
+        rows = [("gateway (all HTTP functions)", f"http://127.0.0.1:{p.gateway}"),
+                ("  health", f"http://127.0.0.1:{p.gateway}/healthz"),
+                ("  OpenAPI / docs", f"http://127.0.0.1:{p.gateway}/openapi.json  /docs"),
+                ("Firestore emulator", f"127.0.0.1:{p.firestore}  (project {self.project_id})"),
+                ("Pub/Sub emulator", f"127.0.0.1:{p.pubsub}"),
+                ("Cloud Tasks emulator", f"127.0.0.1:{p.tasks}"),
+                ("anvil (chain 31337)", f"http://127.0.0.1:{p.anvil}"),
+                ("FCM loopback", f"http://127.0.0.1:{p.fcm}  (inbox: /_inbox)"),
+                ("scheduler", "cron entries from functions/manifest.yaml"),
+                ("logs", str(LOG_DIR.relative_to(ROOT)) + "/")]
+        return "\n".join(f"  {k:<30} {v}" for k, v in rows)
+
+
+def _manifest():
+    from shared.platform.manifest import load_manifest
+    return load_manifest()
+
+
+def main() -> None:
+    from shared.platform.manifest import load_manifest
+    load_manifest()
+    stack = Stack()
+    stopping = False
+
+    def on_signal(signum, _frame):
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        print("Payloom: starting the local platform…", flush=True)
+        stack.start()
+        print("Payloom is running:\n" + stack.describe(), flush=True)
+        print(f"  {'local service token':<30} {stack.task_secret}  (Bearer, for /_fn and probes)")
+        print("Ctrl-C stops everything.", flush=True)
+        while True:
+            time.sleep(1)
+            for proc in stack.procs:
+                if proc.popen and proc.popen.poll() is not None:
+                    raise RuntimeError(f"{proc.name} exited; see .local/logs/{proc.name}.log")
+    except MissingDependency as exc:
+        print(str(exc), file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("Payloom: stopping…", flush=True)
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The events API (read side of the outbox) and the outbox sweeper."""

@@ -1,0 +1,65 @@
+"""``/v1/events``: a tenant's domain events, as Stripe's Events API; and the scheduled sweeper."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from google.cloud import firestore
+from pydantic import Field
+
+from shared.platform.errors import NotFound
+from shared.platform.models import ResourceModel
+from shared.platform.outbox import COLLECTION, sweep
+from shared.platform.pagination import ListQuery, ListResponse, paginate
+from shared.platform.router import SERVICE, Context, Router
+
+api = Router("events", public_prefix="events")
+
+
+class EventResource(ResourceModel):
+    id: str
+    object: Literal["event"] = "event"
+    type: str
+    created: str
+    livemode: bool = False
+    data: dict[str, Any]
+
+
+class EventListQuery(ListQuery):
+    type: str | None = Field(None, max_length=100, description="Only events of this type.")
+
+
+def _resource(doc: dict) -> dict:
+    return {"id": doc["id"], "object": "event", "type": doc["type"], "created": doc["created"],
+            "livemode": doc.get("livemode", False), "data": doc["data"]}
+
+
+@api.get("/", query=EventListQuery, response=ListResponse[EventResource], scopes=["events:read"])
+def list_events(ctx: Context):
+    """List the caller's events, newest first."""
+    col = ctx.deps.db.collection(COLLECTION)
+    tenant = ctx.principal.tenant_id
+    q = col.where(filter=firestore.FieldFilter("tenant", "==", tenant))
+    if ctx.query.type:
+        q = q.where(filter=firestore.FieldFilter("type", "==", ctx.query.type))
+    return paginate(q, col, ctx.query, url="/v1/events", to_resource=_resource,
+                    belongs=lambda d: d.get("tenant") == tenant)
+
+
+@api.get("/{event_id}", response=EventResource, scopes=["events:read"])
+def get_event(ctx: Context, event_id: str):
+    """Retrieve one event."""
+    snap = ctx.deps.db.collection(COLLECTION).document(event_id).get()
+    if not snap.exists or snap.get("tenant") != ctx.principal.tenant_id:
+        raise NotFound(f"No such event: '{event_id}'", param="id")
+    return _resource(snap.to_dict())
+
+
+sweeper = Router("outbox_sweeper")
+
+
+@sweeper.post("/", auth=SERVICE, idempotent=False)
+def run_sweeper(ctx: Context):
+    """Cloud Scheduler target: republish events whose publish failed after commit."""
+    sent = sweep(ctx.deps.db, ctx.deps.publisher, now=ctx.now,
+                 min_age_seconds=ctx.deps.settings.outbox_sweep_min_age_seconds)
+    return {"object": "sweep", "republished": sent}

@@ -1,0 +1,112 @@
+"""Who is calling: the ``Principal`` and the authentication hook.
+
+Authenticators are tried in order on the ``Authorization`` header; the identity capability
+registers its JWT and API-key authenticators here. Our own callers (Cloud Tasks, Scheduler,
+service-to-service) present a Google OIDC token in production and the local shared secret in
+development; nothing else reaches ``auth="service"`` routes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hmac
+from typing import Callable, Iterable, Mapping
+
+from shared.platform.config import Settings
+from shared.platform.errors import AuthenticationError, PermissionDenied
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    kind: str  # "user" | "api_key" | "service" | "anonymous"
+    id: str
+    tenant_id: str
+    scopes: frozenset[str] = frozenset()
+    livemode: bool = False
+    session_id: str | None = None
+    ip: str | None = None
+
+    def has_scope(self, scope: str) -> bool:
+        if "*" in self.scopes or scope in self.scopes:
+            return True
+        # "wallet:write" is granted by "wallet:*"
+        family = scope.split(":", 1)[0] + ":*"
+        return family in self.scopes
+
+    def require_scopes(self, scopes: Iterable[str]) -> None:
+        missing = [s for s in scopes if not self.has_scope(s)]
+        if missing:
+            raise PermissionDenied(f"This credential lacks the scope {missing[0]!r}.",
+                                   code="missing_scope")
+
+
+ANONYMOUS = Principal(kind="anonymous", id="anonymous", tenant_id="public")
+
+# An authenticator inspects the bearer credential; returns None if it is not its kind, raises
+# AuthenticationError if it is its kind but invalid.
+Authenticator = Callable[[str, Mapping[str, str], "Settings"], "Principal | None"]
+_authenticators: list[Authenticator] = []
+
+
+def register_authenticator(fn: Authenticator) -> Authenticator:
+    if fn not in _authenticators:
+        _authenticators.append(fn)
+    return fn
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    value = headers.get("Authorization") or headers.get("authorization") or ""
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate(headers: Mapping[str, str], settings: Settings, *, ip: str | None = None) -> Principal:
+    token = bearer_token(headers)
+    if token is None:
+        raise AuthenticationError("No valid Authorization: Bearer credential was provided.",
+                                  code="missing_credentials")
+    for authenticator in list(_authenticators):
+        principal = authenticator(token, headers, settings)
+        if principal is not None:
+            return dataclasses.replace(principal, ip=ip)
+    service = _local_service_principal(token, settings)
+    if service is not None:
+        return service
+    raise AuthenticationError("The credential is not valid.", code="invalid_credentials")
+
+
+def _local_service_principal(token: str, settings: Settings) -> Principal | None:
+    if settings.is_production or not settings.task_auth_secret:
+        return None
+    if hmac.compare_digest(token.encode(), settings.task_auth_secret.encode()):
+        return Principal(kind="service", id="local-service", tenant_id="platform",
+                         scopes=frozenset({"*"}))
+    return None
+
+
+def authenticate_service(headers: Mapping[str, str], settings: Settings) -> Principal:
+    """Cloud Tasks / Scheduler / internal callers only."""
+    token = bearer_token(headers)
+    if token is None:
+        raise AuthenticationError("Service credentials required.", code="missing_credentials")
+    if settings.is_production:
+        return _verify_google_oidc(token, settings)
+    principal = _local_service_principal(token, settings)
+    if principal is None:
+        raise AuthenticationError("Service credentials are not valid.", code="invalid_credentials")
+    return principal
+
+
+def _verify_google_oidc(token: str, settings: Settings) -> Principal:
+    from google.auth.transport import requests as google_requests
+    from google.oauth2 import id_token
+
+    audience = settings.function_url(settings.function_name)
+    try:
+        claims = id_token.verify_oauth2_token(token, google_requests.Request(), audience=audience)
+    except ValueError as exc:
+        raise AuthenticationError("OIDC token rejected.", code="invalid_credentials") from exc
+    if not claims.get("email_verified") or claims.get("email") != settings.tasks_invoker_email:
+        raise PermissionDenied("This service account may not invoke this function.")
+    return Principal(kind="service", id=claims["email"], tenant_id="platform", scopes=frozenset({"*"}))
