@@ -27,8 +27,10 @@ ROOT = manifest.REPO_ROOT
 def _load_apps():
     apps, public, internal, push = {}, {}, {}, {}
     for fn in manifest.functions():
-        source = str(ROOT / "functions" / fn["name"] / "main.py")
-        app = functions_framework.create_app(target=fn["entry_point"], source=source)
+        source = ROOT / "functions" / fn["name"] / "main.py"
+        if not source.exists():  # health reports it as not ok
+            continue
+        app = functions_framework.create_app(target=fn["entry_point"], source=str(source))
         apps[fn["name"]] = app
         if fn["trigger"] == "pubsub":
             push[fn["name"]] = app
@@ -36,6 +38,8 @@ def _load_apps():
             internal[fn["name"]] = app
         if fn["trigger"] == "http":
             public[fn["path"].strip("/")] = app
+            if fn.get("well_known"):
+                public[".well-known"] = app
     return apps, public, internal, push
 
 
@@ -81,7 +85,9 @@ class Gateway:
             start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
                                       ("Content-Length", str(len(body)))])
             return [body]
-        if len(parts) >= 2 and parts[0] == "v1":
+        if parts[0] == ".well-known":
+            app = self.public.get(".well-known")
+        elif len(parts) >= 2 and parts[0] == "v1":
             app = self.public.get(parts[1])
         elif len(parts) >= 2 and parts[0] == "_fn":
             app = self.internal.get(parts[1])

@@ -1,0 +1,70 @@
+"""The user directory: user documents and their unique handles.
+
+Shape (collection ``users``, id ``usr_…``):
+    id, username (display case), username_lower, email (normalised) | None, email_verified,
+    phone (E.164) | None, phone_verified, display_name, locale ("en" | "km"), kyc_status,
+    kyc_tier (int, 0 = none), status ("active" | "disabled"), created_at
+
+Uniqueness (username case-insensitively, email, phone, wallet address, social identity) is held
+by ``user_handles/{kind}:{value}`` documents created with ``create()`` inside the same
+transaction that writes the user, so two sign-ups can never both win a handle.
+Other capabilities (wallet P2P, payments) resolve people only through ``find_user_id``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from google.cloud import firestore
+
+USERS = "users"
+HANDLES = "user_handles"
+HANDLE_KINDS = ("username", "email", "phone", "wallet", "social", "did")
+
+
+def handle_key(kind: str, value: str) -> str:
+    if kind not in HANDLE_KINDS:
+        raise ValueError(f"unknown handle kind {kind!r}")
+    value = value.strip()
+    if kind in ("username", "email", "wallet"):
+        value = value.lower()
+    return f"{kind}:{value}"
+
+
+def handle_ref(db, kind: str, value: str):
+    return db.collection(HANDLES).document(handle_key(kind, value))
+
+
+def claim_handle(db, txn, kind: str, value: str, user_id: str, now) -> None:
+    """Reserve a handle for ``user_id`` in ``txn``; the commit fails if someone holds it.
+
+    Callers read ``handle_ref`` in the same transaction first to give a clean 409.
+    """
+    txn.create(handle_ref(db, kind, value), {"kind": kind, "value": handle_key(kind, value).split(":", 1)[1],
+                                            "user_id": user_id, "created_at": now})
+
+
+def release_handle(db, txn, kind: str, value: str) -> None:
+    txn.delete(handle_ref(db, kind, value))
+
+
+def find_user_id(db, *, username: str | None = None, email: str | None = None,
+                 phone: str | None = None, wallet: str | None = None, transaction=None) -> str | None:
+    for kind, value in (("username", username), ("email", email), ("phone", phone), ("wallet", wallet)):
+        if value:
+            snap = handle_ref(db, kind, value).get(transaction=transaction)
+            return snap.get("user_id") if snap.exists else None
+    return None
+
+
+def get_user(db, user_id: str, transaction=None) -> dict[str, Any] | None:
+    snap = db.collection(USERS).document(user_id).get(transaction=transaction)
+    return snap.to_dict() if snap.exists else None
+
+
+def kyc_tier(db, user_id: str) -> int:
+    user = get_user(db, user_id)
+    return int((user or {}).get("kyc_tier", 0))
+
+
+def user_ref(db, user_id: str) -> firestore.DocumentReference:
+    return db.collection(USERS).document(user_id)
