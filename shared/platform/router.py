@@ -89,10 +89,15 @@ def client_ip(request: flask.Request) -> str:
     return forwarded.split(",")[0].strip() or (request.remote_addr or "unknown")
 
 
+ROUTERS: list["Router"] = []  # every router created in this process, for the OpenAPI document
+
+
 class Router:
     def __init__(self, name: str, *, public_prefix: str | None = None,
                  rate_limits: Sequence[tuple[Limit, str]] = (), tags: Sequence[str] = ()):
+        ROUTERS.append(self)
         self.name = name
+        self.public_prefix = public_prefix and f"/v1/{public_prefix.strip('/')}"
         self.prefixes = [p for p in (public_prefix and f"/v1/{public_prefix.strip('/')}",
                                      f"/_fn/{name}") if p]
         self.routes: list[Route] = []
@@ -104,13 +109,15 @@ class Router:
               query: type[BaseModel] | None = None, response: type[BaseModel] | None = None,
               auth: str | tuple[str, ...] = USER_KINDS, scopes: Iterable[str] = (),
               status: int = 200, idempotent: bool | None = None,
-              rate_limits: Sequence[tuple[Limit, str]] = (), summary: str = ""):
-        """``rate_limits``: (Limit, keyed-by) pairs, keyed by "ip", "principal" or "tenant"."""
+              rate_limits: Sequence[tuple[Limit, str]] = (), inherit_limits: bool = True,
+              summary: str = ""):
+        """``rate_limits``: (Limit, keyed-by) pairs, keyed by "ip", "principal" or "tenant";
+        the router's defaults apply too unless ``inherit_limits=False``.""""
         def register(fn):
             self.routes.append(Route(
                 method.upper(), path, fn, body, query, response, auth, tuple(scopes), status,
                 method.upper() == "POST" if idempotent is None else idempotent,
-                tuple(self.default_rate_limits) + tuple(rate_limits),
+                (tuple(self.default_rate_limits) if inherit_limits else ()) + tuple(rate_limits),
                 summary or (fn.__doc__ or "").strip().split("\n")[0], self.tags))
             return fn
         return register

@@ -14,7 +14,7 @@ api = Router("platform", public_prefix="platform",
              rate_limits=[(Limit("platform.tenant", 6000, 60), "tenant")])
 
 
-@api.get("/ping", auth="public", summary="Liveness of this function, no I/O.")
+@api.get("/ping", auth="public", inherit_limits=False, summary="Liveness of this function, no I/O.")
 def ping(ctx: Context):
     return {"object": "ping", "ok": True}
 

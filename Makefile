@@ -1,0 +1,47 @@
+# Payloom: two commands on a fresh machine.
+#   make run    installs what is missing, then runs the whole platform locally
+#   make test   installs what is missing, then runs every test
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+
+.PHONY: run test test-fast bench bench-quick build checkov deps clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+node_modules/.bin/anvil: package.json
+	@npm install --no-audit --no-fund --silent
+	@touch $@
+
+deps: $(STAMP) node_modules/.bin/anvil
+	@$(PY) -m infra.local.preflight
+
+run: deps
+	@$(PY) -m infra.local.stack
+
+test: deps
+	@$(PY) -m pytest -q
+	@bash infra/checkov.sh
+
+test-fast: deps
+	@$(PY) -m pytest -q -m "not e2e" -x
+
+bench: deps
+	@$(PY) -m bench.run
+
+bench-quick: deps
+	@$(PY) -m bench.run --quick
+
+build: deps
+	@$(PY) infra/build.py
+
+checkov:
+	@bash infra/checkov.sh
+
+clean:
+	rm -rf build .local .venv .venv-tasks .venv-checkov node_modules

@@ -1,0 +1,278 @@
+"""The platform slice through functions-framework's test client: HTTP, CloudEvent, task, schedule."""
+import base64
+import concurrent.futures
+import json
+import time
+import uuid
+
+import pytest
+from google.cloud import pubsub_v1
+
+from shared.platform.outbox import Event
+
+
+@pytest.fixture
+def api(function_client, deps):
+    return function_client("platform")
+
+
+@pytest.fixture
+def events_sub(deps):
+    sub = pubsub_v1.SubscriberClient()
+    path = sub.subscription_path(deps.settings.project_id, "t-" + uuid.uuid4().hex[:8])
+    sub.create_subscription(request={"name": path, "topic": deps.publisher.topic_path("events")})
+    return sub, path
+
+
+def pull(sub_path, want, attempts=10):
+    sub, path = sub_path
+    out = []
+    for _ in range(attempts):
+        resp = sub.pull(request={"subscription": path, "max_messages": 50}, timeout=5)
+        if resp.received_messages:
+            sub.acknowledge(request={"subscription": path, "ack_ids": [m.ack_id for m in resp.received_messages]})
+        out += resp.received_messages
+        if len(out) >= want:
+            break
+    return out
+
+
+def cloud_event(message_data: bytes, attributes: dict, message_id: str = "1"):
+    body = {"message": {"data": base64.b64encode(message_data).decode(), "attributes": attributes,
+                        "messageId": message_id}, "subscription": "projects/p/subscriptions/s"}
+    headers = {"ce-id": message_id, "ce-specversion": "1.0",
+               "ce-source": "//pubsub.googleapis.com/projects/p/topics/events",
+               "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+               "Content-Type": "application/json"}
+    return json.dumps(body), headers
+
+
+def create(api, headers, body=None, key=None):
+    h = dict(headers)
+    if key:
+        h["Idempotency-Key"] = key
+    return api.post("/v1/platform/probes", json=body if body is not None else {"delay_seconds": 0}, headers=h)
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+def err(resp):
+    assert resp.is_json, resp.data
+    e = resp.get_json()["error"]
+    assert set(e) == {"type", "code", "message", "param"}
+    assert "Traceback" not in e["message"]
+    return e
+
+
+def test_malformed_json_is_400(api, service_headers):
+    r = api.post("/v1/platform/probes", data="{nope", content_type="application/json", headers=service_headers)
+    assert r.status_code == 400 and err(r)["code"] == "invalid_json"
+
+
+def test_json_array_body_is_400(api, service_headers):
+    r = api.post("/v1/platform/probes", data="[1]", content_type="application/json", headers=service_headers)
+    assert r.status_code == 400 and err(r)["code"] == "invalid_json"
+
+
+def test_wrong_content_type_is_415(api, service_headers):
+    r = api.post("/v1/platform/probes", data="delay_seconds=1", content_type="application/x-www-form-urlencoded",
+                 headers=service_headers)
+    assert r.status_code == 415 and err(r)["type"] == "invalid_request_error"
+
+
+def test_extra_field_is_400_naming_it(api, service_headers):
+    r = create(api, service_headers, {"delay_seconds": 1, "amount": 5})
+    assert r.status_code == 400
+    assert err(r)["param"] == "amount" and err(r)["code"] == "parameter_unknown"
+
+
+def test_wrong_type_is_400_naming_the_field(api, service_headers):
+    r = create(api, service_headers, {"delay_seconds": "soon"})
+    assert r.status_code == 400 and err(r)["param"] == "delay_seconds"
+    r = create(api, service_headers, {"delay_seconds": -1})
+    assert r.status_code == 400 and err(r)["code"] == "parameter_invalid"
+
+
+def test_missing_field_is_400(function_client, deps, service_headers):
+    tasks = function_client("platform_tasks")
+    r = tasks.post("/probe-due", json={}, headers=service_headers)
+    assert r.status_code == 400 and err(r)["code"] == "parameter_missing" and err(r)["param"] == "probe_id"
+
+
+def test_body_over_1mb_is_413(api, service_headers):
+    r = api.post("/v1/platform/probes", data=b'{"note":"' + b"x" * (1024 * 1024) + b'"}',
+                 content_type="application/json", headers=service_headers)
+    assert r.status_code == 413 and err(r)["code"] == "payload_too_large"
+
+
+def test_unknown_route_404_and_wrong_method_405(api, service_headers):
+    r = api.get("/v1/platform/nothing-here", headers=service_headers)
+    assert r.status_code == 404 and err(r)["code"] == "unknown_route"
+    r = api.delete("/v1/platform/probes", headers=service_headers)
+    assert r.status_code == 405 and "GET" in r.headers["Allow"] and "POST" in r.headers["Allow"]
+
+
+def test_missing_or_bad_credentials_401(api):
+    assert api.post("/v1/platform/probes", json={}).status_code == 401
+    r = api.post("/v1/platform/probes", json={}, headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401 and err(r)["type"] == "authentication_error"
+
+
+def test_service_routes_reject_anyone_else(function_client, deps):
+    tasks = function_client("platform_tasks")
+    r = tasks.post("/probe-due", json={"probe_id": "prb_x"}, headers={"Authorization": "Bearer guess"})
+    assert r.status_code == 401
+
+
+def test_unexpected_errors_are_500_without_internals(api, deps, service_headers, monkeypatch):
+    from shared.probes import service
+    monkeypatch.setattr(service, "get_probe", lambda *a, **k: 1 / 0)
+    r = api.get("/v1/platform/probes/prb_x", headers=service_headers)
+    assert r.status_code == 500
+    e = err(r)
+    assert e["type"] == "api_error" and "ZeroDivision" not in e["message"]
+
+
+# --- idempotency through HTTP ------------------------------------------------------------------
+
+def test_idempotent_replay_is_byte_identical(api, service_headers):
+    first = create(api, service_headers, {"delay_seconds": 3, "note": "a"}, key="key-1")
+    again = create(api, service_headers, {"delay_seconds": 3, "note": "a"}, key="key-1")
+    assert first.status_code == again.status_code == 201
+    assert first.data == again.data
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    listed = api.get("/v1/platform/probes", headers=service_headers).get_json()
+    assert [p["id"] for p in listed["data"]] == [first.get_json()["id"]]
+
+
+def test_same_key_different_body_is_409(api, service_headers):
+    assert create(api, service_headers, {"delay_seconds": 3}, key="key-2").status_code == 201
+    r = create(api, service_headers, {"delay_seconds": 4}, key="key-2")
+    assert r.status_code == 409 and err(r)["type"] == "idempotency_error"
+
+
+def test_validation_failures_are_not_cached(api, service_headers):
+    assert create(api, service_headers, {"delay_seconds": "x"}, key="key-3").status_code == 400
+    assert create(api, service_headers, {"delay_seconds": 1}, key="key-3").status_code == 201
+
+
+def test_concurrent_duplicate_gets_409_while_in_progress(function_client, deps, service_headers):
+    class SlowPublisher:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def publish(self, topic, data, attributes):
+            time.sleep(1.5)
+            return self.inner.publish(topic, data, attributes)
+    deps._cache["publisher"] = SlowPublisher(deps.publisher)
+    clients = [function_client("platform"), function_client("platform")]
+
+    def go(i):
+        return create(clients[i], service_headers, {"delay_seconds": 1}, key="key-concurrent")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        f1 = pool.submit(go, 0)
+        time.sleep(0.4)
+        f2 = pool.submit(go, 1)
+        statuses = sorted([f1.result().status_code, f2.result().status_code])
+        second = f2.result()
+    assert statuses == [201, 409]
+    assert err(second)["code"] == "idempotency_key_in_use" and second.headers["Retry-After"] == "1"
+
+
+def test_crash_after_commit_then_retry_finds_the_same_probe(api, deps, service_headers):
+    """The first attempt committed but died before storing its response; its lease expires and
+    the retry re-derives the same probe id instead of creating a second probe."""
+    from shared.platform.idempotency import COLLECTION
+    first = create(api, service_headers, {"delay_seconds": 5}, key="key-crash").get_json()
+    for snap in deps.db.collection(COLLECTION).stream():  # simulate: response never stored
+        snap.reference.delete()
+    retry = create(api, service_headers, {"delay_seconds": 5}, key="key-crash").get_json()
+    assert retry["id"] == first["id"]
+    assert len(api.get("/v1/platform/probes", headers=service_headers).get_json()["data"]) == 1
+
+
+# --- outbox, consumer, tasks -------------------------------------------------------------------
+
+def test_event_published_exactly_once_after_commit(api, deps, service_headers, events_sub):
+    probe = create(api, service_headers, {"delay_seconds": 0}).get_json()
+    msgs = pull(events_sub, 1)
+    assert len(msgs) == 1
+    event = json.loads(msgs[0].message.data)
+    assert event["type"] == "probe.created" and event["data"]["object"]["id"] == probe["id"]
+    assert msgs[0].message.attributes["event_id"] == event["id"]
+    assert pull(events_sub, 1, attempts=2) == []
+
+
+def test_sweeper_function_publishes_after_a_failed_publish(function_client, deps, service_headers, events_sub):
+    class Down:
+        def publish(self, *a):
+            raise ConnectionError("down")
+    real = deps.publisher
+    deps._cache["publisher"] = Down()
+    probe = create(function_client("platform"), service_headers, {"delay_seconds": 0}).get_json()
+    deps._cache["publisher"] = real
+    assert pull(events_sub, 1, attempts=2) == []
+    deps.settings.outbox_sweep_min_age_seconds = 0
+    r = function_client("outbox_sweeper").post("/", json={}, headers=service_headers)
+    assert r.status_code == 200 and r.get_json()["republished"] == 1
+    msgs = pull(events_sub, 1)
+    assert json.loads(msgs[0].message.data)["data"]["object"]["id"] == probe["id"]
+    again = function_client("outbox_sweeper").post("/", json={}, headers=service_headers)
+    assert again.get_json()["republished"] == 0
+
+
+def test_duplicate_pubsub_delivery_is_harmless(function_client, deps, service_headers, events_sub):
+    probe = create(function_client("platform"), service_headers, {"delay_seconds": 600}).get_json()
+    msg = pull(events_sub, 1)[0].message
+    consumer = function_client("platform_events")
+    for delivery in ("m1", "m2", "m3"):
+        body, headers = cloud_event(msg.data, dict(msg.attributes), delivery)
+        assert consumer.post("/", data=body, headers=headers).status_code == 200
+    doc = deps.db.collection("probes").document(probe["id"]).get().to_dict()
+    assert doc["status"] == "scheduled"
+    markers = list(deps.db.collection("processed_events").stream())
+    assert len(markers) == 1
+
+
+def test_poison_message_is_dropped_not_retried(function_client, deps):
+    body, headers = cloud_event(b"not json", {}, "bad")
+    assert function_client("platform_events").post("/", data=body, headers=headers).status_code == 200
+
+
+def test_task_scheduled_two_seconds_ahead_runs_no_earlier(function_client, deps, service_headers,
+                                                         events_sub, inprocess_gateway):
+    probe = create(function_client("platform"), service_headers, {"delay_seconds": 2}).get_json()
+    msg = pull(events_sub, 1)[0].message
+    body, headers = cloud_event(msg.data, dict(msg.attributes))
+    enqueued_at = time.time()
+    assert function_client("platform_events").post("/", data=body, headers=headers).status_code == 200
+    deadline = time.time() + 20
+    doc = None
+    while time.time() < deadline:
+        doc = deps.db.collection("probes").document(probe["id"]).get().to_dict()
+        if doc["status"] == "completed":
+            break
+        time.sleep(0.2)
+    assert doc["status"] == "completed", doc
+    assert doc["completed_at"].timestamp() >= enqueued_at + 2.0 - 0.05
+    assert (doc["completed_at"] - doc["event_received_at"]).total_seconds() >= 1.95
+    # A second delivery of the same task changes nothing.
+    r = function_client("platform_tasks").post("/probe-due", json={"probe_id": probe["id"]}, headers=service_headers)
+    assert r.status_code == 200 and r.get_json()["status"] == "completed"
+    assert deps.db.collection("probes").document(probe["id"]).get().to_dict()["completed_at"] == doc["completed_at"]
+
+
+def test_probe_tenant_isolation(api, deps, service_headers):
+    """Another tenant's probe reads as missing, never as forbidden (no existence leak)."""
+    import shared.platform.auth as auth_mod
+    from shared.platform.auth import Principal
+    probe = create(api, service_headers, {"delay_seconds": 0}).get_json()
+    other = Principal(kind="user", id="usr_other", tenant_id="usr_other", scopes=frozenset({"*"}))
+    auth_mod._authenticators.insert(0, lambda token, h, s: other if token == "other-tenant" else None)
+    try:
+        r = api.get(f"/v1/platform/probes/{probe['id']}", headers={"Authorization": "Bearer other-tenant"})
+        assert r.status_code == 404
+        listed = api.get("/v1/platform/probes", headers={"Authorization": "Bearer other-tenant"}).get_json()
+        assert listed["data"] == []
+    finally:
+        auth_mod._authenticators.pop(0)
