@@ -112,7 +112,7 @@ class Router:
               rate_limits: Sequence[tuple[Limit, str]] = (), inherit_limits: bool = True,
               summary: str = ""):
         """``rate_limits``: (Limit, keyed-by) pairs, keyed by "ip", "principal" or "tenant";
-        the router's defaults apply too unless ``inherit_limits=False``.""""
+        the router's defaults apply too unless ``inherit_limits=False``."""
         def register(fn):
             self.routes.append(Route(
                 method.upper(), path, fn, body, query, response, auth, tuple(scopes), status,
