@@ -85,27 +85,31 @@ def _local_service_principal(token: str, settings: Settings) -> Principal | None
     return None
 
 
-def authenticate_service(headers: Mapping[str, str], settings: Settings) -> Principal:
+def authenticate_service(headers: Mapping[str, str], settings: Settings, *,
+                         http_request=None) -> Principal:
     """Cloud Tasks / Scheduler / internal callers only."""
     token = bearer_token(headers)
     if token is None:
         raise AuthenticationError("Service credentials required.", code="missing_credentials")
     if settings.is_production:
-        return _verify_google_oidc(token, settings)
+        return _verify_google_oidc(token, settings, http_request)
     principal = _local_service_principal(token, settings)
     if principal is None:
         raise AuthenticationError("Service credentials are not valid.", code="invalid_credentials")
     return principal
 
 
-def _verify_google_oidc(token: str, settings: Settings) -> Principal:
+def _verify_google_oidc(token: str, settings: Settings, http_request=None) -> Principal:
+    """Google-signed OIDC token for this function's URL, minted for our invoker account."""
+    from google.auth import exceptions as google_exceptions
     from google.auth.transport import requests as google_requests
     from google.oauth2 import id_token
 
     audience = settings.function_url(settings.function_name)
     try:
-        claims = id_token.verify_oauth2_token(token, google_requests.Request(), audience=audience)
-    except ValueError as exc:
+        claims = id_token.verify_oauth2_token(token, http_request or google_requests.Request(),
+                                              audience=audience)
+    except (ValueError, google_exceptions.GoogleAuthError) as exc:
         raise AuthenticationError("OIDC token rejected.", code="invalid_credentials") from exc
     if not claims.get("email_verified") or claims.get("email") != settings.tasks_invoker_email:
         raise PermissionDenied("This service account may not invoke this function.")
