@@ -35,7 +35,7 @@ def _load_apps():
         if fn["trigger"] == "pubsub":
             push[fn["name"]] = app
         else:
-            internal[fn["name"]] = app
+            internal[fn["name"]] = internal[fn["name"].replace("_", "-")] = app
         if fn["trigger"] == "http":
             public[fn["path"].strip("/")] = app
             if fn.get("well_known"):

@@ -53,8 +53,17 @@ def register_authenticator(fn: Authenticator) -> Authenticator:
     return fn
 
 
-def bearer_token(headers: Mapping[str, str]) -> str | None:
-    value = headers.get("Authorization") or headers.get("authorization") or ""
+def bearer_token(headers: Mapping[str, str], *, forwarded: bool = False) -> str | None:
+    """The caller's bearer credential.
+
+    Behind API Gateway (``forwarded``) ``Authorization`` carries the gateway's own Google token
+    and the client's header arrives as ``X-Forwarded-Authorization``; only the gateway's account
+    may invoke public functions, so that header cannot be forged from outside.
+    """
+    value = ""
+    if forwarded:
+        value = headers.get("X-Forwarded-Authorization") or ""
+    value = value or headers.get("Authorization") or headers.get("authorization") or ""
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
@@ -62,7 +71,7 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
 
 
 def authenticate(headers: Mapping[str, str], settings: Settings, *, ip: str | None = None) -> Principal:
-    token = bearer_token(headers)
+    token = bearer_token(headers, forwarded=settings.is_production)
     if token is None:
         raise AuthenticationError("No valid Authorization: Bearer credential was provided.",
                                   code="missing_credentials")

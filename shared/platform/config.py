@@ -41,7 +41,8 @@ class Settings(BaseSettings):
         return self.env in ("staging", "prod")
 
     def function_url(self, name: str) -> str:
-        return f"{self.functions_base_url.rstrip('/')}/{name}"
+        """Deployed names use hyphens (Cloud Run allows no underscores); the gateway takes both."""
+        return f"{self.functions_base_url.rstrip('/')}/{name.replace('_', '-')}"
 
 
 @functools.lru_cache(maxsize=1)

@@ -99,7 +99,7 @@ class Router:
         self.name = name
         self.public_prefix = public_prefix and f"/v1/{public_prefix.strip('/')}"
         self.prefixes = [p for p in (public_prefix and f"/v1/{public_prefix.strip('/')}",
-                                     f"/_fn/{name}") if p]
+                                     f"/_fn/{name}", f"/_fn/{name.replace('_', '-')}") if p]
         self.routes: list[Route] = []
         self.default_rate_limits = tuple(rate_limits)
         self.tags = tuple(tags) or (name,)

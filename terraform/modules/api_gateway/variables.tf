@@ -1,0 +1,45 @@
+variable "project_id" {
+  type = string
+}
+
+variable "region" {
+  type = string
+}
+
+variable "name" {
+  description = "API and gateway id, e.g. payloom-staging."
+  type        = string
+}
+
+variable "routes" {
+  description = <<-EOT
+    One entry per trigger=http function, keyed by function name: path (the manifest's public
+    prefix, served as /v1/<path> and /v1/<path>/...), address (the function's URL), deadline
+    (seconds the gateway waits for it; the gateway default of 15 s is too short) and
+    well_known (the function also serves GET /.well-known/..., e.g. the JWKS).
+  EOT
+  type = map(object({
+    path       = string
+    address    = string
+    deadline   = number
+    well_known = bool
+  }))
+  validation {
+    condition     = length(distinct([for r in values(var.routes) : r.path])) == length(var.routes)
+    error_message = "Two http functions share a path prefix."
+  }
+  validation {
+    condition     = length([for r in values(var.routes) : r if r.well_known]) <= 1
+    error_message = "Only one function can serve /.well-known/."
+  }
+}
+
+variable "gateway_service_account_email" {
+  description = "Identity the gateway uses to call the functions (it holds run.invoker on http functions only)."
+  type        = string
+}
+
+variable "labels" {
+  type    = map(string)
+  default = {}
+}

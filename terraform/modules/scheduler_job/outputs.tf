@@ -1,0 +1,3 @@
+output "id" {
+  value = google_cloud_scheduler_job.this.id
+}
