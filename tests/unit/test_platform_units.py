@@ -70,3 +70,12 @@ def test_json_logs_carry_trace_request_and_redact_secrets(capsys):
     assert entry["request_id"] == "req_1" and entry["function"] == "platform"
     assert entry["password"] == "[redacted]" and entry["nested"]["refresh_token"] == "[redacted]"
     assert entry["amount"] == 5
+
+
+def test_bearer_token_behind_api_gateway_uses_the_forwarded_header():
+    from shared.platform.auth import bearer_token
+    headers = {"Authorization": "Bearer google-gateway-token", "X-Forwarded-Authorization": "Bearer user-jwt"}
+    assert bearer_token(headers, forwarded=True) == "user-jwt"
+    assert bearer_token(headers, forwarded=False) == "google-gateway-token"
+    assert bearer_token({"Authorization": "Basic abc"}) is None
+    assert bearer_token({"Authorization": "Bearer   "}) is None
