@@ -109,16 +109,27 @@ class Proc:
         return False
 
     def stop(self) -> None:
-        if not self.popen or self.popen.poll() is not None:
+        """SIGTERM the whole group, wait until every member (e.g. a Java child) is gone,
+        escalate to SIGKILL after 5 s."""
+        if not self.popen:
             return
+        pgid = self.popen.pid
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(timeout=5)
+            os.killpg(pgid, signal.SIGTERM)
+        deadline, killed = time.monotonic() + 5, False
+        while True:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=0.1)
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            if time.monotonic() > deadline:
+                if killed:
+                    return  # only unreaped zombies can remain now
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+                deadline, killed = time.monotonic() + 5, True
 
 
 @dataclasses.dataclass
