@@ -68,3 +68,30 @@ def kyc_tier(db, user_id: str) -> int:
 
 def user_ref(db, user_id: str) -> firestore.DocumentReference:
     return db.collection(USERS).document(user_id)
+
+
+# --- appended for phone / social sign-up (issue 3, part 2) ------------------------------------
+
+def new_user_doc(*, now, user_id: str | None = None, username: str | None = None,
+                 email: str | None = None, email_verified: bool = False, phone: str | None = None,
+                 phone_verified: bool = False, display_name: str | None = None,
+                 locale: str = "en") -> dict[str, Any]:
+    """A user document in the directory's shape, for sign-ups that have no username yet."""
+    from shared.platform.ids import new_id
+    return {"id": user_id or new_id("usr"), "username": username,
+            "username_lower": username.lower() if username else None,
+            "email": email, "email_verified": bool(email and email_verified),
+            "phone": phone, "phone_verified": bool(phone and phone_verified),
+            "display_name": display_name, "locale": locale, "kyc_status": "none", "kyc_tier": 0,
+            "status": "active", "created_at": now}
+
+
+def insert_user(db, txn, user: dict[str, Any], *, now, extra_handles=()) -> None:
+    """Create ``user`` in ``txn`` and claim its username/email/phone plus ``extra_handles``
+    ((kind, value) pairs). The caller has read the handles in ``txn`` first."""
+    for kind in ("username", "email", "phone"):
+        if user.get(kind):
+            claim_handle(db, txn, kind, user[kind], user["id"], now)
+    for kind, value in extra_handles:
+        claim_handle(db, txn, kind, value, user["id"], now)
+    txn.create(user_ref(db, user["id"]), user)

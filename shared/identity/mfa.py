@@ -1,0 +1,318 @@
+"""Multi-factor authentication: TOTP (RFC 6238) and single-use backup codes, and the login
+challenge that a password login returns when MFA is on.
+
+Records:
+* ``user_mfa/{usr_…}``: ``totp_secret`` (enabled), ``pending_secret`` (enrolment in progress),
+  ``last_totp_step`` (the highest 30-s step accepted: a code is never accepted twice, nor an
+  older one), ``backup_codes`` (``[{hash, used_at}]``, SHA-256 of salt + code).
+  The user document carries ``mfa_enabled`` so login learns it from the read it already does.
+* ``mfa_challenges/{mfc_…}``: ``user_id``, ``amr``, ``ip``, ``user_agent``, ``expires_at``
+  (5 min), ``attempts`` (capped), ``status`` (``pending`` | ``completed`` | ``failed``).
+
+Backup codes are 16 base32 characters (80 bits) shown once as ``xxxx-xxxx-xxxx-xxxx``; with
+that much entropy a salted SHA-256 is enough (an argon2 per code would make each backup-code
+login cost 10 hashes). TOTP secrets are 160-bit base32 (pyotp default length 32).
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import io
+import re
+import secrets
+import struct
+import zlib
+from typing import Any
+
+import pyotp
+import qrcode
+from google.cloud import firestore
+
+from shared.identity import directory
+from shared.identity.config import identity_settings
+from shared.identity.sessions import start_session
+from shared.platform.errors import AuthenticationError, Conflict, InvalidRequest, Unprocessable
+from shared.platform.ids import new_id
+
+MFA = "user_mfa"
+CHALLENGES = "mfa_challenges"
+BACKUP_CODE_COUNT = 10
+TOTP_INTERVAL = 30
+TOTP_WINDOW = 1  # accept the previous and the next step for clock drift
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
+_TOTP_RE = re.compile(r"^\d{6}$")
+
+
+# --- TOTP and backup code primitives --------------------------------------------------------
+
+def match_totp(secret: str, code: str, now: dt.datetime, last_step: int | None) -> int | None:
+    """The step ``code`` is valid for (within the window, after ``last_step``), else None."""
+    code = code.strip().replace(" ", "")
+    if not _TOTP_RE.match(code):
+        return None
+    totp = pyotp.TOTP(secret, interval=TOTP_INTERVAL)
+    current = int(now.timestamp()) // TOTP_INTERVAL
+    found = None
+    for step in range(current - TOTP_WINDOW, current + TOTP_WINDOW + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code) and (last_step is None or step > last_step):
+            found = step
+    return found
+
+
+def new_backup_codes() -> list[str]:
+    codes = []
+    for _ in range(BACKUP_CODE_COUNT):
+        raw = "".join(secrets.choice(_B32) for _ in range(16))
+        codes.append("-".join(raw[i:i + 4] for i in range(0, 16, 4)))
+    return codes
+
+
+def _normalise_backup(code: str) -> str:
+    return re.sub(r"[\s-]", "", code).lower()
+
+
+def backup_hash(salt: str, code: str) -> str:
+    return hashlib.sha256(f"{salt}:{_normalise_backup(code)}".encode()).hexdigest()
+
+
+def _match_backup(doc: dict[str, Any], code: str) -> int | None:
+    """Index of the unused backup code equal to ``code`` (constant-time compares), else None."""
+    if len(_normalise_backup(code)) != 16:
+        return None
+    digest = backup_hash(doc.get("backup_salt", ""), code)
+    found = None
+    for i, entry in enumerate(doc.get("backup_codes") or []):
+        if hmac.compare_digest(entry["hash"], digest) and entry.get("used_at") is None:
+            found = i
+    return found
+
+
+def qr_png_data_uri(text: str, scale: int = 6) -> str:
+    """A QR code as a 1-bit PNG data URI (qrcode's matrix, encoded here: no Pillow needed)."""
+    qr = qrcode.QRCode(border=4, error_correction=qrcode.constants.ERROR_CORRECT_M)
+    qr.add_data(text)
+    qr.make(fit=True)
+    matrix = qr.get_matrix()
+    size = len(matrix) * scale
+    rows = bytearray()
+    for row in matrix:
+        bits = []
+        for dark in row:
+            bits.extend([0 if dark else 1] * scale)  # 1 = white in a grayscale PNG
+        line = bytearray([0])  # filter: none
+        for i in range(0, size, 8):
+            byte = 0
+            for b in bits[i:i + 8] + [1] * max(0, i + 8 - size):
+                byte = (byte << 1) | b
+            line.append(byte)
+        rows.extend(bytes(line) * scale)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = io.BytesIO()
+    png.write(b"\x89PNG\r\n\x1a\n")
+    png.write(chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 1, 0, 0, 0, 0)))
+    png.write(chunk(b"IDAT", zlib.compress(bytes(rows), 9)))
+    png.write(chunk(b"IEND", b""))
+    return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
+
+
+# --- enrolment -----------------------------------------------------------------------------------
+
+def _mfa_ref(db, user_id: str):
+    return db.collection(MFA).document(user_id)
+
+
+def status(deps, user_id: str) -> dict[str, Any]:
+    snap = _mfa_ref(deps.db, user_id).get()
+    doc = snap.to_dict() if snap.exists else {}
+    enabled = bool(doc.get("totp_secret"))
+    remaining = sum(1 for c in doc.get("backup_codes") or [] if c.get("used_at") is None)
+    return {"object": "mfa_status", "totp_enabled": enabled,
+            "backup_codes_remaining": remaining if enabled else 0,
+            "methods": ["totp", "backup_code"] if enabled else []}
+
+
+def begin_totp(deps, user_id: str) -> dict[str, Any]:
+    """Start (or restart) TOTP enrolment: a new secret, its otpauth:// URI and a QR code."""
+    settings = identity_settings(deps)
+    db, now = deps.db, deps.clock.now()
+    user = directory.get_user(db, user_id) or {}
+    ref = _mfa_ref(db, user_id)
+    snap = ref.get()
+    if snap.exists and snap.get("totp_secret"):
+        raise Conflict("Two-factor authentication is already enabled; disable it first.",
+                       code="mfa_already_enabled")
+    secret = pyotp.random_base32()
+    ref.set({"user_id": user_id, "pending_secret": secret, "pending_created_at": now}, merge=True)
+    label = user.get("email") or user.get("username") or user_id
+    uri = pyotp.TOTP(secret, interval=TOTP_INTERVAL).provisioning_uri(
+        name=label, issuer_name=settings.totp_issuer)
+    return {"object": "totp_enrollment", "secret": secret, "otpauth_uri": uri,
+            "qr_code": qr_png_data_uri(uri), "digits": 6, "period": TOTP_INTERVAL,
+            "algorithm": "SHA1"}
+
+
+def confirm_totp(deps, user_id: str, code: str) -> dict[str, Any]:
+    """Finish enrolment with a current code; returns the backup codes (shown this once)."""
+    db, now = deps.db, deps.clock.now()
+    ref, uref = _mfa_ref(db, user_id), directory.user_ref(db, user_id)
+    codes = new_backup_codes()
+    salt = secrets.token_hex(16)
+
+    @firestore.transactional
+    def run(txn):
+        snap = ref.get(transaction=txn)
+        doc = snap.to_dict() if snap.exists else {}
+        if doc.get("totp_secret"):
+            raise Conflict("Two-factor authentication is already enabled.", code="mfa_already_enabled")
+        pending = doc.get("pending_secret")
+        if not pending:
+            raise Unprocessable("Start enrolment first (POST /v1/me/mfa/totp).",
+                                code="mfa_enrollment_missing")
+        step = match_totp(pending, code, now, None)
+        if step is None:
+            raise InvalidRequest("The code is not valid.", param="code", code="invalid_mfa_code")
+        txn.set(ref, {"user_id": user_id, "totp_secret": pending, "pending_secret": None,
+                      "last_totp_step": step, "enabled_at": now, "backup_salt": salt,
+                      "backup_codes": [{"hash": backup_hash(salt, c), "used_at": None} for c in codes]})
+        txn.update(uref, {"mfa_enabled": True})
+
+    run(db.transaction())
+    return {"object": "mfa_status", "totp_enabled": True, "backup_codes": codes,
+            "backup_codes_remaining": len(codes), "methods": ["totp", "backup_code"]}
+
+
+def _consume_code(doc: dict[str, Any], method: str | None, code: str,
+                  now: dt.datetime) -> dict[str, Any] | None:
+    """The update that consumes ``code`` (TOTP step or backup code), or None if it is wrong."""
+    if method in (None, "totp") and doc.get("totp_secret"):
+        step = match_totp(doc["totp_secret"], code, now, doc.get("last_totp_step"))
+        if step is not None:
+            return {"last_totp_step": step, "_method": "totp"}
+    if method in (None, "backup_code"):
+        idx = _match_backup(doc, code)
+        if idx is not None:
+            codes = [dict(c) for c in doc["backup_codes"]]
+            codes[idx]["used_at"] = now
+            return {"backup_codes": codes, "_method": "backup_code"}
+    return None
+
+
+def _with_code(deps, user_id: str, code: str, action) -> Any:
+    """Run ``action(txn, doc)`` after consuming a valid TOTP or backup code."""
+    db, now = deps.db, deps.clock.now()
+    ref = _mfa_ref(db, user_id)
+
+    @firestore.transactional
+    def run(txn):
+        snap = ref.get(transaction=txn)
+        doc = snap.to_dict() if snap.exists else {}
+        if not doc.get("totp_secret"):
+            raise Unprocessable("Two-factor authentication is not enabled.", code="mfa_not_enabled")
+        update = _consume_code(doc, None, code, now)
+        if update is None:
+            raise InvalidRequest("The code is not valid.", param="code", code="invalid_mfa_code")
+        update.pop("_method")
+        txn.update(ref, update)
+        return action(txn, {**doc, **update})
+
+    return run(db.transaction())
+
+
+def disable_totp(deps, user_id: str, code: str) -> dict[str, Any]:
+    db = deps.db
+
+    def action(txn, doc):
+        txn.set(_mfa_ref(db, user_id), {"user_id": user_id, "totp_secret": None,
+                                        "pending_secret": None, "backup_codes": [],
+                                        "last_totp_step": doc.get("last_totp_step")})
+        txn.update(directory.user_ref(db, user_id), {"mfa_enabled": False})
+
+    _with_code(deps, user_id, code, action)
+    return {"object": "mfa_status", "totp_enabled": False, "backup_codes_remaining": 0,
+            "methods": []}
+
+
+def regenerate_backup_codes(deps, user_id: str, code: str) -> dict[str, Any]:
+    db = deps.db
+    codes = new_backup_codes()
+    salt = secrets.token_hex(16)
+
+    def action(txn, doc):
+        txn.update(_mfa_ref(db, user_id), {
+            "backup_salt": salt,
+            "backup_codes": [{"hash": backup_hash(salt, c), "used_at": None} for c in codes]})
+
+    _with_code(deps, user_id, code, action)
+    return {"object": "mfa_status", "totp_enabled": True, "backup_codes": codes,
+            "backup_codes_remaining": len(codes), "methods": ["totp", "backup_code"]}
+
+
+# --- the login challenge ---------------------------------------------------------------------
+
+def create_challenge(deps, *, user_id: str, amr: list[str], ip: str | None,
+                     user_agent: str | None) -> dict[str, Any]:
+    settings = identity_settings(deps)
+    db, now = deps.db, deps.clock.now()
+    challenge_id = new_id("mfc", 32)
+    expires = now + dt.timedelta(seconds=settings.mfa_challenge_ttl_seconds)
+    db.collection(CHALLENGES).document(challenge_id).create({
+        "id": challenge_id, "user_id": user_id, "amr": amr, "ip": ip,
+        "user_agent": (user_agent or "")[:512] or None, "status": "pending", "attempts": 0,
+        "created_at": now, "expires_at": expires})
+    return {"object": "mfa_challenge", "challenge_id": challenge_id,
+            "methods": ["totp", "backup_code"], "expires_in": settings.mfa_challenge_ttl_seconds}
+
+
+def _challenge_failed() -> AuthenticationError:
+    return AuthenticationError("The verification code is not valid.", code="invalid_mfa_code")
+
+
+def verify_challenge(deps, *, challenge_id: str, code: str, method: str | None = None,
+                     ip: str | None = None, user_agent: str | None = None) -> dict[str, Any]:
+    """Complete an MFA challenge with a TOTP or backup code; returns the token pair."""
+    settings = identity_settings(deps)
+    db, now = deps.db, deps.clock.now()
+    cref = db.collection(CHALLENGES).document(challenge_id)
+
+    @firestore.transactional
+    def run(txn):
+        csnap = cref.get(transaction=txn)
+        if not csnap.exists:
+            return "missing", None, None
+        challenge = csnap.to_dict()
+        if challenge["status"] != "pending":
+            return "closed", challenge, None
+        if challenge["expires_at"] <= now:
+            txn.update(cref, {"status": "expired"})
+            return "expired", challenge, None
+        mref = _mfa_ref(db, challenge["user_id"])
+        msnap = mref.get(transaction=txn)
+        doc = msnap.to_dict() if msnap.exists else {}
+        update = _consume_code(doc, method, code, now) if doc.get("totp_secret") else None
+        if update is None:
+            attempts = challenge.get("attempts", 0) + 1
+            txn.update(cref, {"attempts": attempts, **({"status": "failed"}
+                              if attempts >= settings.mfa_challenge_max_attempts else {})})
+            return "wrong", challenge, None
+        used = update.pop("_method")
+        txn.update(mref, update)
+        txn.update(cref, {"status": "completed", "completed_at": now, "method": used})
+        return "ok", challenge, used
+
+    outcome, challenge, used = run(db.transaction())
+    if outcome == "missing" or outcome == "closed":
+        raise AuthenticationError("This sign-in challenge is no longer valid; sign in again.",
+                                  code="mfa_challenge_invalid")
+    if outcome == "expired":
+        raise AuthenticationError("This sign-in challenge has expired; sign in again.",
+                                  code="mfa_challenge_expired")
+    if outcome == "wrong":
+        raise _challenge_failed()
+    amr = list(challenge.get("amr") or ["pwd"]) + (["otp", "mfa"] if used == "totp" else ["mfa"])
+    return start_session(deps, user_id=challenge["user_id"], amr=amr,
+                         ip=ip or challenge.get("ip"), user_agent=user_agent or challenge.get("user_agent"))

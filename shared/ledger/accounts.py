@@ -1,0 +1,216 @@
+"""Accounts: deterministic ids, the system accounts, opening/closing and balance reads.
+
+User wallets are ``derived_id("acc", "wallet", user_id, asset)``: a transfer can name (and, with
+a template, create) a recipient's wallet without a query. System accounts are derived from their
+kind (and an optional key, e.g. a merchant id for ``settlement``).
+
+Hot accounts keep their balances in ``balance_shards`` written with blind increments; reading
+the balance sums the main document and every shard (one ``get_all``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Any
+
+from google.api_core import exceptions as gexc
+
+from shared.ledger import assets
+from shared.ledger.model import (ACCOUNTS, SHARDS, AccountFlags, AccountTemplate, Balances)
+from shared.platform.errors import NotFound, Unprocessable
+from shared.platform.ids import derived_id
+
+DEFAULT_HOT_SHARDS = 16
+
+# System account kinds: (flags, shard count). See docs/decisions/0020-ledger.md.
+#  topup_clearing  money received from card acquirers (Stripe) before it settles to our float;
+#                  debited by every top-up, never limited → hot both ways, blind increments.
+#  external        the outside world for on-chain deposits and withdrawals; likewise.
+#  float           our own funds at banks/custodians; rarely written.
+#  fees            revenue; credited by every fee leg (hot), debited only by sweeps (checked).
+#  rewards         a funded pool; must not go below zero.
+#  settlement      per merchant (key = merchant id): credited by every payment (hot), paid out
+#                  rarely, must not go below zero.
+SYSTEM_KINDS: dict[str, tuple[AccountFlags, int]] = {
+    "topup_clearing": (AccountFlags(hot=True), DEFAULT_HOT_SHARDS),
+    "external": (AccountFlags(hot=True), DEFAULT_HOT_SHARDS),
+    "float": (AccountFlags(), 0),
+    "fees": (AccountFlags(debits_must_not_exceed_credits=True, hot=True), DEFAULT_HOT_SHARDS),
+    "rewards": (AccountFlags(debits_must_not_exceed_credits=True), 0),
+    "settlement": (AccountFlags(debits_must_not_exceed_credits=True, hot=True), DEFAULT_HOT_SHARDS),
+}
+
+
+def user_wallet_id(user_id: str, asset: str) -> str:
+    return derived_id("acc", "wallet", user_id, asset)
+
+
+def system_account_id(kind: str, asset: str, key: str = "") -> str:
+    return derived_id("acc", "system", kind, key, asset)
+
+
+def wallet_template(user_id: str, asset: str) -> AccountTemplate:
+    assets.get_asset(asset)
+    return AccountTemplate(id=user_wallet_id(user_id, asset), asset=asset, owner_type="user",
+                           owner_id=user_id, kind="wallet",
+                           flags=AccountFlags(debits_must_not_exceed_credits=True))
+
+
+def system_template(kind: str, asset: str, key: str = "", *, shard_count: int | None = None) -> AccountTemplate:
+    assets.get_asset(asset)
+    if kind not in SYSTEM_KINDS:
+        raise ValueError(f"unknown system account kind {kind!r}")
+    flags, shards = SYSTEM_KINDS[kind]
+    return AccountTemplate(id=system_account_id(kind, asset, key), asset=asset, owner_type="system",
+                           owner_id=f"{kind}:{key}" if key else kind, kind=kind, flags=flags,
+                           shard_count=shard_count if shard_count is not None else shards,
+                           label=f"{kind} {key} {asset}".replace("  ", " "))
+
+
+def account_ref(db, account_id: str):
+    return db.collection(ACCOUNTS).document(account_id)
+
+
+def shard_refs(db, account_id: str, shard_count: int) -> list:
+    ref = account_ref(db, account_id)
+    return [ref.collection(SHARDS).document(str(k)) for k in range(shard_count)]
+
+
+# --- metadata cache ------------------------------------------------------------------------
+# An account's asset, owner, flags and shard count never change, so a process may remember them
+# and skip reading a hot account inside a transaction. ``closed`` can change: for hot accounts
+# it is re-read after META_TTL seconds (closing a hot account takes effect within that time).
+META_TTL = 30.0
+_meta: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
+_meta_lock = threading.Lock()
+
+
+def _project(db) -> str:
+    return getattr(db, "project", "") or ""
+
+
+def cached_meta(db, account_id: str) -> dict[str, Any] | None:
+    with _meta_lock:
+        hit = _meta.get((_project(db), account_id))
+    if hit and time.monotonic() - hit[1] < META_TTL:
+        return hit[0]
+    return None
+
+
+def remember_meta(db, doc: dict[str, Any]) -> None:
+    meta = {k: doc.get(k) for k in ("id", "asset", "owner_type", "owner_id", "kind", "flags",
+                                     "shard_count", "closed")}
+    with _meta_lock:
+        _meta[(_project(db), doc["id"])] = (meta, time.monotonic())
+
+
+def forget_meta(db, account_id: str) -> None:
+    with _meta_lock:
+        _meta.pop((_project(db), account_id), None)
+
+
+# --- opening and closing --------------------------------------------------------------------
+def open_account(db, template: AccountTemplate, now) -> dict[str, Any]:
+    """Create the account if missing (idempotent) and return its document."""
+    ref = account_ref(db, template.id)
+    doc = template.document(now)
+    try:
+        ref.create(doc)
+    except gexc.AlreadyExists:
+        doc = ref.get().to_dict()
+    remember_meta(db, doc)
+    return doc
+
+
+_ensured: set[tuple[str, str]] = set()
+
+
+def ensure_system_account(db, kind: str, asset: str, now, key: str = "") -> str:
+    """The id of a system account, created on first use (cached per process)."""
+    template = system_template(kind, asset, key)
+    if (_project(db), template.id) not in _ensured:
+        open_account(db, template, now)
+        _ensured.add((_project(db), template.id))
+    return template.id
+
+
+def close_account(db, account_id: str, now) -> dict[str, Any]:
+    """Close an account: no further transfers may touch it. Its history stays."""
+    from google.cloud import firestore
+
+    ref = account_ref(db, account_id)
+
+    @firestore.transactional
+    def run(txn):
+        snap = ref.get(transaction=txn)
+        if not snap.exists:
+            raise NotFound(f"No such account: '{account_id}'", param="account_id",
+                           code="account_not_found")
+        doc = snap.to_dict()
+        if doc.get("debits_pending") or doc.get("credits_pending"):
+            raise Unprocessable("An account with pending transfers cannot be closed.",
+                                code="account_has_pending_transfers")
+        txn.update(ref, {"closed": True, "closed_at": now, "updated_at": now})
+        doc.update(closed=True, closed_at=now)
+        return doc
+
+    doc = run(db.transaction())
+    forget_meta(db, account_id)
+    return doc
+
+
+# --- balances ---------------------------------------------------------------------------------
+def read_balances(db, account_ids: list[str]) -> dict[str, tuple[dict[str, Any], Balances]]:
+    """Documents and balances (main + shards for hot accounts) of existing accounts."""
+    snaps = {s.id: s for s in db.get_all([account_ref(db, a) for a in account_ids])}
+    out: dict[str, tuple[dict[str, Any], Balances]] = {}
+    hot_refs: dict[str, list] = {}
+    for acc_id in account_ids:
+        snap = snaps.get(acc_id)
+        if snap is None or not snap.exists:
+            continue
+        doc = snap.to_dict()
+        out[acc_id] = (doc, Balances.of(doc))
+        if (doc.get("flags") or {}).get("hot"):
+            hot_refs[acc_id] = shard_refs(db, acc_id, int(doc.get("shard_count") or 0))
+    if hot_refs:
+        all_refs = [r for refs in hot_refs.values() for r in refs]
+        for snap in db.get_all(all_refs):
+            if snap.exists:
+                acc_id = snap.reference.parent.parent.id
+                doc, bal = out[acc_id]
+                out[acc_id] = (doc, bal + Balances.of(snap.to_dict()))
+    return out
+
+
+def balance(db, account_id: str) -> Balances:
+    got = read_balances(db, [account_id])
+    if account_id not in got:
+        raise NotFound(f"No such account: '{account_id}'", param="account_id",
+                       code="account_not_found")
+    return got[account_id][1]
+
+
+def account_resource(doc: dict[str, Any], bal: Balances) -> dict[str, Any]:
+    from shared.platform.clock import rfc3339
+    return {"id": doc["id"], "object": "ledger_account", "asset": doc["asset"],
+            "owner_type": doc["owner_type"], "owner_id": doc["owner_id"], "kind": doc["kind"],
+            "flags": doc.get("flags", {}), "closed": bool(doc.get("closed")),
+            "created": rfc3339(doc["created_at"]), **bal.summary()}
+
+
+@dataclasses.dataclass
+class ShardPlan:
+    """Which shard a hot-account write lands on: resolutions of a pending transfer reuse the
+    pending's shard so per-shard pending sums stay non-negative; everything else is random."""
+    shard_count: int
+
+    def pick(self, key: str | None) -> int:
+        import hashlib
+        import secrets
+        if self.shard_count <= 1:
+            return 0
+        if key:
+            return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % self.shard_count
+        return secrets.randbelow(self.shard_count)

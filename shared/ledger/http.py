@@ -1,0 +1,31 @@
+"""Private HTTP surfaces of the ledger: the Cloud Tasks target (hold expiry) and the scheduled
+audit. Neither is public; both require service credentials (OIDC in production)."""
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.ledger import audit, service
+from shared.platform.models import RequestModel
+from shared.platform.router import SERVICE, Context, Router
+
+
+class ExpirePending(RequestModel):
+    pending_id: str = Field(..., max_length=80)
+
+
+tasks = Router("ledger_tasks")
+
+
+@tasks.post("/expire-pending", body=ExpirePending, auth=SERVICE, idempotent=False)
+def expire_pending(ctx: Context):
+    """Cloud Tasks target: expire a hold if it is still pending (idempotent)."""
+    return {"object": "ledger_task", **service.expire_pending(ctx.deps, ctx.body.pending_id)}
+
+
+audit_api = Router("ledger_audit")
+
+
+@audit_api.post("/", auth=SERVICE, idempotent=False)
+def run_audit(ctx: Context):
+    """Cloud Scheduler target: verify the ledger's invariants; violations emit an event."""
+    return audit.run_audit(ctx.deps)

@@ -1,0 +1,84 @@
+"""``/v1/wallet``: balances, top-ups, P2P transfers, history, CSV statements, the Stripe
+webhook, and the private records endpoint for the app's backend."""
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+
+from shared.platform.ratelimit import Limit
+from shared.platform.router import SERVICE, Context, Route, Router
+from shared.platform.pagination import ListResponse
+from shared.wallet import service
+from shared.wallet.models import (BalanceList, CreateRecord, CreateTopUp, CreateTransfer,
+                                  StatementQuery, StripeWebhook, TopUp, TransactionsQuery,
+                                  WalletRecord, WalletTransaction, WalletTransfer)
+
+USER = ("user",)
+
+
+class WalletRouter(Router):
+    """The platform router, plus pass-through of a ready ``flask.Response`` (CSV export).
+
+    The platform's ``_render`` JSON-encodes every body; a raw response is the one thing it
+    cannot express today (proposed upstream in the ledger report)."""
+
+    def _render(self, route: Route, result: Any, ctx: Context) -> flask.Response:
+        if isinstance(result, flask.Response):
+            for k, v in ctx.response_headers.items():
+                result.headers.setdefault(k, v)
+            return result
+        return super()._render(route, result, ctx)
+
+
+api = WalletRouter("wallet", public_prefix="wallet")
+
+
+@api.get("/balances", response=BalanceList, scopes=["wallet:read"], auth=USER)
+def get_balances(ctx: Context):
+    """The caller's balance in every asset (available, posted, pending in/out)."""
+    return service.balances(ctx.deps, ctx.principal)
+
+
+@api.post("/topups", body=CreateTopUp, response=TopUp, status=201, scopes=["wallet:write"],
+          auth=USER, rate_limits=[(Limit("wallet.topup", 30, 3600), "principal")])
+def create_topup(ctx: Context):
+    """Top up by card: a PaymentIntent; the wallet is credited when the provider confirms."""
+    return service.create_topup(ctx.deps, ctx.principal, ctx.body, ctx.idempotency_key)
+
+
+@api.post("/webhooks/stripe", body=StripeWebhook, auth="public", idempotent=False)
+def stripe_webhook(ctx: Context):
+    """Stripe's signed events (verified against the raw body, de-duplicated by event id)."""
+    return service.handle_stripe_webhook(ctx.deps, ctx.request.get_data(cache=True),
+                                         ctx.request.headers.get("Stripe-Signature"))
+
+
+@api.post("/transfers", body=CreateTransfer, response=WalletTransfer, status=201,
+          scopes=["wallet:write"], auth=USER,
+          rate_limits=[(Limit("wallet.p2p", 60, 60), "principal")])
+def create_transfer(ctx: Context):
+    """Send money to another user by username, phone or wallet address."""
+    return service.send_p2p(ctx.deps, ctx.principal, ctx.body, ctx.idempotency_key)
+
+
+@api.get("/transactions", query=TransactionsQuery, response=ListResponse[WalletTransaction],
+         scopes=["wallet:read"], auth=USER)
+def list_transactions(ctx: Context):
+    """The caller's ledger entries, newest first, each with the balance after it."""
+    return service.list_transactions(ctx.deps, ctx.principal, ctx.query)
+
+
+@api.get("/statement.csv", query=StatementQuery, scopes=["wallet:read"], auth=USER)
+def statement(ctx: Context):
+    """A CSV statement of one asset between two dates (inclusive)."""
+    filename, text = service.statement_csv(ctx.deps, ctx.principal, ctx.query)
+    return flask.Response(text.encode("utf-8"), status=200, content_type="text/csv; charset=utf-8",
+                          headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                                   "Cache-Control": "no-store"})
+
+
+@api.post("/records", body=CreateRecord, response=WalletRecord, status=201, auth=SERVICE)
+def create_record(ctx: Context):
+    """Private: the app's backend links its own record (tx hash, note) to a ledger entry."""
+    return service.create_record(ctx.deps, ctx.body, ctx.idempotency_key)
