@@ -25,7 +25,7 @@ def main() -> int:
     args = parser.parse_args()
 
     stack = Stack(Ports.free(), project_id="demo-payloom-bench",
-                  components=("firestore", "pubsub", "tasks", "anvil", "fcm", "gateway"))
+                  components=tuple(c for c in Stack.ALL if c != "scheduler"))
     print("starting the local stack…", file=sys.stderr)
     stack.start()
     try:

@@ -60,8 +60,10 @@ def _backing_services() -> dict[str, dict]:
         "pubsub": os.environ.get("PUBSUB_EMULATOR_HOST", ""),
         "cloud_tasks": get_settings().tasks_emulator_host,
         "anvil": urllib.parse.urlparse(os.environ.get("PAYLOOM_CHAIN_RPC_URL", "")).netloc,
-        "fcm": urllib.parse.urlparse(os.environ.get("PAYLOOM_FCM_URL", "")).netloc,
     }
+    for item in filter(None, os.environ.get("PAYLOOM_LOCAL_SIMULATORS", "").split(",")):
+        name, _, url = item.partition("=")
+        services[name] = urllib.parse.urlparse(url).netloc
     return {name: {"address": addr, "ok": _tcp_ok(addr)} for name, addr in services.items()}
 
 

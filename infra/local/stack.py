@@ -140,16 +140,28 @@ class Ports:
     anvil: int = 8545
     fcm: int = 9321
     gateway: int = 8000
+    email: int = 9322
 
     @classmethod
     def free(cls) -> "Ports":
-        return cls(*(free_port() for _ in range(6)))
+        return cls(*(free_port() for _ in dataclasses.fields(cls)))
+
+
+# Loopback third-party simulators: component -> (module run with --port, env pointing our
+# production adapters at it, what it is). Each speaks its provider's real HTTP protocol.
+SIMULATORS = {
+    "fcm": ("infra.local.fcm_sim", lambda url: {"PAYLOOM_FCM_URL": url}, "FCM HTTP v1 (inbox: /_inbox)"),
+    "email": ("infra.local.email_sim",
+              lambda url: {"PAYLOOM_IDENTITY_EMAIL_API_URL": url,
+                           "PAYLOOM_IDENTITY_EMAIL_API_KEY": "local-email-key"},
+              "email API, SendGrid v3 (inbox: /_inbox)"),
+}
 
 
 class Stack:
     """The local platform. ``components`` picks what to start (tests start only what they need)."""
 
-    ALL = ("firestore", "pubsub", "tasks", "anvil", "fcm", "gateway", "scheduler")
+    ALL = ("firestore", "pubsub", "tasks", "anvil", *SIMULATORS, "gateway", "scheduler")
 
     def __init__(self, ports: Ports | None = None, *, project_id: str = "demo-payloom",
                  components=ALL, task_secret: str | None = None, anvil_args: list[str] | None = None):
@@ -180,8 +192,13 @@ class Stack:
             env["PAYLOOM_TASKS_EMULATOR_HOST"] = f"127.0.0.1:{p.tasks}"
         if "anvil" in self.components:
             env["PAYLOOM_CHAIN_RPC_URL"] = f"http://127.0.0.1:{p.anvil}"
-        if "fcm" in self.components:
-            env["PAYLOOM_FCM_URL"] = f"http://127.0.0.1:{p.fcm}"
+        sims = []
+        for name, (_module, sim_env, _what) in SIMULATORS.items():
+            if name in self.components:
+                url = f"http://127.0.0.1:{getattr(p, name)}"
+                env.update(sim_env(url))
+                sims.append(f"{name}={url}")
+        env["PAYLOOM_LOCAL_SIMULATORS"] = ",".join(sims)  # for the gateway's /healthz
         return env
 
     def start(self) -> "Stack":
@@ -214,9 +231,10 @@ class Stack:
         if "anvil" in c:
             starting.append(Proc("anvil", [anvil_binary(), "--host", "127.0.0.1", "--port", str(p.anvil),
                                            *self.anvil_args], p.anvil))
-        if "fcm" in c:
-            starting.append(Proc("fcm", [sys.executable, "-m", "infra.local.fcm_sim", "--port", str(p.fcm)],
-                                 p.fcm))
+        for name, (module, _env, _what) in SIMULATORS.items():
+            if name in c:
+                port = getattr(p, name)
+                starting.append(Proc(name, [sys.executable, "-m", module, "--port", str(port)], port))
         for proc in starting:
             proc.start()
             self.procs.append(proc)
@@ -287,7 +305,8 @@ class Stack:
                 ("Pub/Sub emulator", f"127.0.0.1:{p.pubsub}"),
                 ("Cloud Tasks emulator", f"127.0.0.1:{p.tasks}"),
                 ("anvil (chain 31337)", f"http://127.0.0.1:{p.anvil}"),
-                ("FCM loopback", f"http://127.0.0.1:{p.fcm}  (inbox: /_inbox)"),
+                *((f"{name} simulator", f"http://127.0.0.1:{getattr(p, name)}  {what}")
+                  for name, (_m, _e, what) in SIMULATORS.items()),
                 ("scheduler", "cron entries from functions/manifest.yaml"),
                 ("logs", str(LOG_DIR.relative_to(ROOT)) + "/")]
         return "\n".join(f"  {k:<30} {v}" for k, v in rows)

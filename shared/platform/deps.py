@@ -23,7 +23,7 @@ class Deps:
 
     def __post_init__(self):
         self._cache: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # factories may resolve other ports
 
     def _lazy(self, key: str, factory: Callable[[], Any] | None, default: Callable[[], Any]) -> Any:
         with self._lock:

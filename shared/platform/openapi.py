@@ -30,8 +30,9 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any
 
 def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
     params = []
+    props = model.model_json_schema(by_alias=True).get("properties", {})
     for name, field in model.model_fields.items():
-        schema = model.model_json_schema()["properties"][name]
+        schema = props.get(field.alias or name) or props.get(name, {})
         params.append({"name": field.alias or name, "in": "query", "required": field.is_required(),
                        "description": field.description or "", "schema": schema})
     return params

@@ -194,6 +194,8 @@ class Router:
             store = IdempotencyStore(deps.db, ttl_seconds=deps.settings.idempotency_ttl_seconds,
                                      lock_seconds=deps.settings.idempotency_lock_seconds)
             scope = f"{principal.kind}:{principal.tenant_id}:{principal.id}"
+            if principal.kind == "anonymous":  # strangers must not share one key space
+                scope += f":{ctx.ip}"
             outcome = store.claim(scope, ctx.idempotency_key,
                                   fingerprint(request.method, self.relative_path(request.path), raw), now)
             if isinstance(outcome, StoredResponse):

@@ -29,7 +29,8 @@ def test_healthz_reports_every_function_and_service(stack, base):
     from shared.platform.manifest import functions
     assert set(body["functions"]) == {f["name"] for f in functions()}
     assert all(f["ok"] for f in body["functions"].values()), body["functions"]
-    for name in ("firestore", "pubsub", "cloud_tasks", "anvil", "fcm"):
+    from infra.local.stack import SIMULATORS
+    for name in ("firestore", "pubsub", "cloud_tasks", "anvil", *SIMULATORS):
         assert body["services"][name]["ok"], name
 
 

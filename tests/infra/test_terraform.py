@@ -409,11 +409,10 @@ def test_firestore_indexes():
 
 def test_firestore_ttl_policies():
     default = ROOT_MODULE["variable"]["ttl_fields"]["default"]
-    assert {k: unquote(v) for k, v in default.items()} == {
-        "idempotency_keys": "expires_at",
-        "rate_limits": "expires_at",
-        "processed_events": "expires_at",
-    }
+    required = {"idempotency_keys", "rate_limits", "processed_events",
+                "refresh_tokens", "email_tokens", "mfa_challenges"}
+    ttl = {k: unquote(v) for k, v in default.items()}
+    assert required <= set(ttl) and all(v == "expires_at" for v in ttl.values())
     field = load_dir(MODULES / "firestore")["resource"][("google_firestore_field", "ttl")]
     assert field["for_each"] == "${var.ttl_fields}"
     assert "ttl_config" in field
