@@ -453,9 +453,15 @@ if __name__ == "__main__":  # pragma: no cover - manual use
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=9097)
+    parser.add_argument("--client", action="append", default=[], metavar="TENANT:CLIENT_ID:SECRET",
+                        help="register a client (google, linkedin or github; any redirect URI)")
     args = parser.parse_args()
     srv = OidcSimServer(args.port)
-    print(f"oidc simulator on {srv.base_url}; register clients in-process", flush=True)
+    for spec in args.client:
+        tenant, client_id, secret = spec.split(":", 2)
+        srv.register_client(tenant, client_id, client_secret=secret)
+    print(f"oidc simulator on {srv.base_url}; tenants under /google /apple /linkedin /github",
+          flush=True)
     try:
         srv.serve_forever()
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import pathlib
 import secrets
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from typing import Callable
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SDK_DIRS = [pathlib.Path("/usr/lib/google-cloud-sdk/platform"),
@@ -141,20 +143,46 @@ class Ports:
     fcm: int = 9321
     gateway: int = 8000
     email: int = 9322
+    sms: int = 9323
+    oidc: int = 9324
 
     @classmethod
     def free(cls) -> "Ports":
         return cls(*(free_port() for _ in dataclasses.fields(cls)))
 
 
-# Loopback third-party simulators: component -> (module run with --port, env pointing our
-# production adapters at it, what it is). Each speaks its provider's real HTTP protocol.
-SIMULATORS = {
-    "fcm": ("infra.local.fcm_sim", lambda url: {"PAYLOOM_FCM_URL": url}, "FCM HTTP v1 (inbox: /_inbox)"),
-    "email": ("infra.local.email_sim",
-              lambda url: {"PAYLOOM_IDENTITY_EMAIL_API_URL": url,
-                           "PAYLOOM_IDENTITY_EMAIL_API_KEY": "local-email-key"},
-              "email API, SendGrid v3 (inbox: /_inbox)"),
+@dataclasses.dataclass(frozen=True)
+class Simulator:
+    """A loopback third-party simulator speaking its provider's real HTTP protocol."""
+    module: str                                   # run as ``python -m module --port N *args``
+    env: Callable[[str], dict[str, str]]          # points our production adapter at ``url``
+    what: str
+    args: tuple[str, ...] = ()
+
+
+LOCAL_OAUTH_CLIENTS = {p: (f"local-{p}-client", f"local-{p}-secret") for p in ("google", "github", "linkedin")}
+SMS_SID, SMS_TOKEN = "AC" + "0" * 32, "local-sms-auth-token"
+
+SIMULATORS: dict[str, Simulator] = {
+    "fcm": Simulator("infra.local.fcm_sim", lambda url: {"PAYLOOM_FCM_URL": url},
+                     "FCM HTTP v1 (inbox: /_inbox)"),
+    "email": Simulator("infra.local.email_sim",
+                       lambda url: {"PAYLOOM_IDENTITY_EMAIL_API_URL": url,
+                                    "PAYLOOM_IDENTITY_EMAIL_API_KEY": "local-email-key"},
+                       "email API, SendGrid v3 (inbox: /_inbox)"),
+    "sms": Simulator("infra.local.sms_sim",
+                     lambda url: {"PAYLOOM_SMS_BASE_URL": url, "PAYLOOM_SMS_ACCOUNT_SID": SMS_SID,
+                                  "PAYLOOM_SMS_AUTH_TOKEN": SMS_TOKEN, "PAYLOOM_SMS_FROM_NUMBER": "Payloom"},
+                     "SMS API, Twilio protocol (inbox: /_inbox)",
+                     ("--account-sid", SMS_SID, "--auth-token", SMS_TOKEN)),
+    "oidc": Simulator("infra.local.oidc_sim",
+                      lambda url: {k: v for p, (cid, secret) in LOCAL_OAUTH_CLIENTS.items() for k, v in {
+                          f"PAYLOOM_OAUTH_{p.upper()}_BASE_URL": f"{url}/{p}",
+                          f"PAYLOOM_OAUTH_{p.upper()}_CLIENT_ID": cid,
+                          f"PAYLOOM_OAUTH_{p.upper()}_CLIENT_SECRET": secret}.items()},
+                      "OAuth 2.0 / OIDC providers (google, github, linkedin)",
+                      tuple(a for p, (cid, secret) in LOCAL_OAUTH_CLIENTS.items()
+                            for a in ("--client", f"{p}:{cid}:{secret}"))),
 }
 
 
@@ -192,11 +220,12 @@ class Stack:
             env["PAYLOOM_TASKS_EMULATOR_HOST"] = f"127.0.0.1:{p.tasks}"
         if "anvil" in self.components:
             env["PAYLOOM_CHAIN_RPC_URL"] = f"http://127.0.0.1:{p.anvil}"
+            env["PAYLOOM_SIWE_RPC_URLS"] = json.dumps({"31337": f"http://127.0.0.1:{p.anvil}"})
         sims = []
-        for name, (_module, sim_env, _what) in SIMULATORS.items():
+        for name, sim in SIMULATORS.items():
             if name in self.components:
                 url = f"http://127.0.0.1:{getattr(p, name)}"
-                env.update(sim_env(url))
+                env.update(sim.env(url))
                 sims.append(f"{name}={url}")
         env["PAYLOOM_LOCAL_SIMULATORS"] = ",".join(sims)  # for the gateway's /healthz
         return env
@@ -231,10 +260,11 @@ class Stack:
         if "anvil" in c:
             starting.append(Proc("anvil", [anvil_binary(), "--host", "127.0.0.1", "--port", str(p.anvil),
                                            *self.anvil_args], p.anvil))
-        for name, (module, _env, _what) in SIMULATORS.items():
+        for name, sim in SIMULATORS.items():
             if name in c:
                 port = getattr(p, name)
-                starting.append(Proc(name, [sys.executable, "-m", module, "--port", str(port)], port))
+                starting.append(Proc(name, [sys.executable, "-m", sim.module, "--port", str(port), *sim.args],
+                                     port))
         for proc in starting:
             proc.start()
             self.procs.append(proc)
@@ -305,8 +335,8 @@ class Stack:
                 ("Pub/Sub emulator", f"127.0.0.1:{p.pubsub}"),
                 ("Cloud Tasks emulator", f"127.0.0.1:{p.tasks}"),
                 ("anvil (chain 31337)", f"http://127.0.0.1:{p.anvil}"),
-                *((f"{name} simulator", f"http://127.0.0.1:{getattr(p, name)}  {what}")
-                  for name, (_m, _e, what) in SIMULATORS.items()),
+                *((f"{name} simulator", f"http://127.0.0.1:{getattr(p, name)}  {sim.what}")
+                  for name, sim in SIMULATORS.items()),
                 ("scheduler", "cron entries from functions/manifest.yaml"),
                 ("logs", str(LOG_DIR.relative_to(ROOT)) + "/")]
         return "\n".join(f"  {k:<30} {v}" for k, v in rows)

@@ -15,7 +15,6 @@ Every failure is the same 401 ``invalid_token`` to the caller; the reason goes t
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any, Iterable
 
@@ -112,7 +111,3 @@ def verify_access_token(deps, token: str, *, check_session: bool = True) -> dict
 
 def principal_scopes(claims: dict[str, Any]) -> frozenset[str]:
     return frozenset(s for s in str(claims.get("scope", "")).split() if s)
-
-
-def expires_at(deps) -> dt.datetime:
-    return deps.clock.now() + dt.timedelta(seconds=identity_settings(deps).access_token_ttl_seconds)

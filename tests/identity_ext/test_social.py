@@ -8,6 +8,7 @@ import urllib.parse
 
 import jwt
 import pytest
+from google.cloud.firestore import FieldFilter
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -146,7 +147,7 @@ def test_github_oauth2_sign_up_uses_user_api(deps, auth, oidc_server):
     r = login(auth, oidc_server, "github", person)
     assert r.status_code == 201, r.get_json()
     body = r.get_json()
-    ident = deps.db.collection("user_identities").where("user_id", "==", body["user_id"]).get()[0].to_dict()
+    ident = deps.db.collection("user_identities").where(filter=FieldFilter("user_id", "==", body["user_id"])).get()[0].to_dict()
     assert ident["subject"] == str(person["id"]) and ident["login"] == person["login"]
     assert ident["email"] == person["email"]
     user = deps.db.collection("users").document(body["user_id"]).get().to_dict()
