@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     events_topic: str = "events"
     tasks_emulator_host: str = ""
     max_body_bytes: int = 1_048_576
+    # X-Forwarded-For entries appended by our own proxies, counted from the right; the client is
+    # the first of them (1 = the Google front end's entry). See router.client_ip.
+    forwarded_trusted_hops: int = 1
     idempotency_ttl_seconds: int = 24 * 3600
     idempotency_lock_seconds: int = 60
     outbox_sweep_min_age_seconds: int = 10

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import logging
 import re
+import urllib.parse
 from typing import Any, Callable, Iterable, Sequence
 
 import flask
@@ -47,6 +48,7 @@ class Route:
     rate_limits: tuple[tuple[Limit, str], ...]
     summary: str
     tags: tuple[str, ...]
+    form: bool = False
     regex: re.Pattern = dataclasses.field(init=False)
 
     def __post_init__(self):
@@ -72,7 +74,7 @@ class Context:
 
     @property
     def ip(self) -> str:
-        return client_ip(self.request)
+        return client_ip(self.request, self.deps.settings)
 
 
 @dataclasses.dataclass
@@ -83,10 +85,21 @@ class Result:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
-def client_ip(request: flask.Request) -> str:
-    # Behind the Google front end the client is the first X-Forwarded-For hop.
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    return forwarded.split(",")[0].strip() or (request.remote_addr or "unknown")
+def client_ip(request: flask.Request, settings=None) -> str:
+    """The caller's address for per-IP limits.
+
+    In production only the entries our own proxies appended can be trusted: Google's front end
+    appends the address it saw, so the client is the entry ``forwarded_trusted_hops`` from the
+    end (a client-supplied X-Forwarded-For only adds entries to the left). Locally there is no
+    proxy and tests name the client with the first entry.
+    """
+    entries = [e.strip() for e in request.headers.get("X-Forwarded-For", "").split(",") if e.strip()]
+    if not entries:
+        return request.remote_addr or "unknown"
+    settings = settings or get_deps().settings
+    if settings.is_production:
+        return entries[max(0, len(entries) - settings.forwarded_trusted_hops)]
+    return entries[0]
 
 
 ROUTERS: list["Router"] = []  # every router created in this process, for the OpenAPI document
@@ -110,15 +123,17 @@ class Router:
               auth: str | tuple[str, ...] = USER_KINDS, scopes: Iterable[str] = (),
               status: int = 200, idempotent: bool | None = None,
               rate_limits: Sequence[tuple[Limit, str]] = (), inherit_limits: bool = True,
-              summary: str = ""):
+              summary: str = "", form: bool = False):
         """``rate_limits``: (Limit, keyed-by) pairs, keyed by "ip", "principal" or "tenant";
-        the router's defaults apply too unless ``inherit_limits=False``."""
+        the router's defaults apply too unless ``inherit_limits=False``. ``form=True`` also
+        accepts application/x-www-form-urlencoded bodies (providers that POST forms, e.g. Apple's
+        form_post callback)."""
         def register(fn):
             self.routes.append(Route(
                 method.upper(), path, fn, body, query, response, auth, tuple(scopes), status,
                 method.upper() == "POST" if idempotent is None else idempotent,
                 (tuple(self.default_rate_limits) if inherit_limits else ()) + tuple(rate_limits),
-                summary or (fn.__doc__ or "").strip().split("\n")[0], self.tags))
+                summary or (fn.__doc__ or "").strip().split("\n")[0], self.tags, form))
             return fn
         return register
 
@@ -221,10 +236,10 @@ class Router:
 
     def _authenticate(self, route: Route, request: flask.Request, deps: Deps) -> auth_mod.Principal:
         if route.auth == PUBLIC:
-            return dataclasses.replace(auth_mod.ANONYMOUS, ip=client_ip(request))
+            return dataclasses.replace(auth_mod.ANONYMOUS, ip=client_ip(request, deps.settings))
         if route.auth == SERVICE:
             return auth_mod.authenticate_service(request.headers, deps.settings)
-        principal = auth_mod.authenticate(request.headers, deps.settings, ip=client_ip(request))
+        principal = auth_mod.authenticate(request.headers, deps.settings, ip=client_ip(request, deps.settings))
         kinds = (route.auth,) if isinstance(route.auth, str) else route.auth
         if principal.kind not in kinds:
             from shared.platform.errors import PermissionDenied
@@ -272,6 +287,12 @@ def _parse_body(route: Route, request: flask.Request, raw: bytes) -> Any:
             raise InvalidRequest("This endpoint takes no request body.", code="unexpected_body")
         return None
     ctype = (request.mimetype or "").lower()
+    if raw and route.form and ctype == "application/x-www-form-urlencoded":
+        try:
+            pairs = urllib.parse.parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+        except (UnicodeDecodeError, ValueError):
+            raise InvalidRequest("The form body is malformed.", code="invalid_form") from None
+        return _validate(route.body, dict(pairs))
     if raw and ctype != "application/json":
         raise UnsupportedMediaType("Send the request body as Content-Type: application/json.")
     try:

@@ -412,7 +412,9 @@ def test_firestore_ttl_policies():
     required = {"idempotency_keys", "rate_limits", "processed_events",
                 "refresh_tokens", "email_tokens", "mfa_challenges"}
     ttl = {k: unquote(v) for k, v in default.items()}
-    assert required <= set(ttl) and all(v == "expires_at" for v in ttl.values())
+    assert required <= set(ttl) and all(ttl[k] == "expires_at" for k in required)
+    assert {k: ttl[k] for k in ("phone_otps", "oauth_states", "siwe_nonces", "did_challenges")} == dict.fromkeys(
+        ("phone_otps", "oauth_states", "siwe_nonces", "did_challenges"), "purge_at")
     field = load_dir(MODULES / "firestore")["resource"][("google_firestore_field", "ttl")]
     assert field["for_each"] == "${var.ttl_fields}"
     assert "ttl_config" in field

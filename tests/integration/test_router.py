@@ -74,3 +74,45 @@ def test_result_sets_status_and_headers(client):
     r = client.post("/v1/demo/echo", json={"text": "hi"})
     assert r.status_code == 202 and r.headers["X-Echo"] == "1" and r.get_json() == {"text": "hi"}
     assert r.headers["Request-Id"].startswith("req_")
+
+
+def test_form_bodies_only_where_the_route_allows_them(deps):
+    router = Router("forms", public_prefix="forms")
+
+    class Callback(RequestModel):
+        code: str
+        state: str
+
+    @router.post("/callback", auth="public", body=Callback, form=True, idempotent=False)
+    def callback(ctx: Context):
+        return {"code": ctx.body.code}
+
+    @router.post("/json-only", auth="public", body=Callback, idempotent=False)
+    def json_only(ctx: Context):
+        return {"code": ctx.body.code}
+
+    app = flask.Flask("forms")
+    app.add_url_rule("/<path:p>", view_func=lambda p: router(flask.request), methods=["POST"])
+    c = app.test_client()
+    ok = c.post("/v1/forms/callback", data="code=abc&state=s1", content_type="application/x-www-form-urlencoded")
+    assert ok.status_code == 200 and ok.get_json() == {"code": "abc"}
+    assert c.post("/v1/forms/callback", json={"code": "j", "state": "s"}).get_json() == {"code": "j"}
+    missing = c.post("/v1/forms/callback", data="code=abc", content_type="application/x-www-form-urlencoded")
+    assert missing.status_code == 400 and missing.get_json()["error"]["param"] == "state"
+    bad = c.post("/v1/forms/callback", data=b"\xff\xfe=1", content_type="application/x-www-form-urlencoded")
+    assert bad.status_code == 400
+    assert c.post("/v1/forms/json-only", data="code=a&state=b",
+                  content_type="application/x-www-form-urlencoded").status_code == 415
+
+
+def test_client_ip_trusts_only_proxy_appended_entries_in_production():
+    from shared.platform.config import Settings
+    from shared.platform.router import client_ip
+    app = flask.Flask("ip")
+    with app.test_request_context("/", headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9"},
+                                  environ_base={"REMOTE_ADDR": "10.0.0.1"}):
+        assert client_ip(flask.request, Settings(env="prod")) == "203.0.113.9"
+        assert client_ip(flask.request, Settings(env="prod", forwarded_trusted_hops=2)) == "6.6.6.6"
+        assert client_ip(flask.request, Settings(env="local")) == "6.6.6.6"
+    with app.test_request_context("/", environ_base={"REMOTE_ADDR": "10.0.0.1"}):
+        assert client_ip(flask.request, Settings(env="prod")) == "10.0.0.1"

@@ -61,6 +61,10 @@ variable "ttl_fields" {
     refresh_tokens   = "expires_at"
     email_tokens     = "expires_at"
     mfa_challenges   = "expires_at"
+    phone_otps       = "purge_at"
+    oauth_states     = "purge_at"
+    siwe_nonces      = "purge_at"
+    did_challenges   = "purge_at"
   }
 }
 
