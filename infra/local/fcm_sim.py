@@ -29,19 +29,18 @@ CLI: ``python -m infra.local.fcm_sim --port 9099``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
 import secrets
-import threading
 import time
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-HOST = "127.0.0.1"
+from infra.local.simserver import HOST  # noqa: F401 - kept as part of this module's API
+from infra.local.simserver import InboxServer, LoopbackHandler, serve_cli, start_in_thread
+
 DEFAULT_PORT = 9099
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
@@ -63,62 +62,30 @@ _ANDROID_FIELDS = {
 _RESERVED_DATA_KEYS = {"from", "notification", "message_type"}
 
 
-class FcmSimServer(ThreadingHTTPServer):
+class FcmSimServer(InboxServer):
     """The HTTP server plus the simulator's state (inbox, one-shot 503 memory)."""
 
-    daemon_threads = True
-    allow_reuse_address = True
+    inbox_field = "token"
 
     def __init__(self, port: int = 0) -> None:
-        super().__init__((HOST, port), _Handler)
-        self._lock = threading.Lock()
-        self._inbox: list[dict[str, Any]] = []
-        self._failed_once: set[str] = set()
+        super().__init__(port, _Handler)
         self._attempts: dict[str, int] = {}
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
 
     def inbox(self, token: str | None = None) -> list[dict[str, Any]]:
-        with self._lock:
-            items = list(self._inbox)
-        return [m for m in items if token is None or m.get("token") == token]
+        return super().inbox(token)
 
     def attempts(self, token: str) -> int:
         """How many well-formed send requests arrived for ``token`` (including failed ones)."""
         with self._lock:
             return self._attempts.get(token, 0)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._inbox.clear()
-            self._failed_once.clear()
-            self._attempts.clear()
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def _reset_state(self) -> None:
+        self._attempts.clear()
 
     # -- used by the handler --------------------------------------------------------------
-    def _deliver(self, entry: dict[str, Any]) -> None:
-        with self._lock:
-            self._inbox.append(entry)
-
     def _count_attempt(self, token: str) -> None:
         with self._lock:
             self._attempts[token] = self._attempts.get(token, 0) + 1
-
-    def _first_failure(self, token: str) -> bool:
-        with self._lock:
-            if token in self._failed_once:
-                return False
-            self._failed_once.add(token)
-            return True
 
 
 def _error_body(
@@ -247,53 +214,32 @@ def _rfc3339(ts: float) -> str:
     )
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     server: FcmSimServer
-    protocol_version = "HTTP/1.1"
     server_version = "payloom-fcm-sim"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s - " + format, self.address_string(), *args)
-
-    def _send_json(self, status: int, body: Any) -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+    logger = log
+    json_content_type = "application/json; charset=UTF-8"
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-        url = urlsplit(self.path)
-        if url.path == "/_inbox":
-            token = (parse_qs(url.query).get("token") or [None])[0]
-            self._send_json(200, self.server.inbox(token))
-        elif url.path == "/_health":
-            self._send_json(200, {"status": "ok"})
-        else:
-            self._send_json(404, _error_body(404, "NOT_FOUND", f"No route for GET {url.path}"))
+        if not self.serve_inbox_get():
+            path = urlsplit(self.path).path
+            self.json_response(404, _error_body(404, "NOT_FOUND", f"No route for GET {path}"))
 
     def do_DELETE(self) -> None:  # noqa: N802
-        self._read_body()
-        if urlsplit(self.path).path == "/_inbox":
-            self.server.clear()
-            self._send_json(200, {})
-        else:
-            self._send_json(404, _error_body(404, "NOT_FOUND", f"No route for DELETE {self.path}"))
+        if not self.serve_inbox_delete():
+            self.json_response(
+                404, _error_body(404, "NOT_FOUND", f"No route for DELETE {self.path}")
+            )
 
     def do_POST(self) -> None:  # noqa: N802
-        raw = self._read_body()
+        raw = self.read_body()
         match = _SEND_PATH.match(urlsplit(self.path).path)
         if not match:
-            self._send_json(404, _error_body(404, "NOT_FOUND", f"No route for POST {self.path}"))
+            self.json_response(404, _error_body(404, "NOT_FOUND", f"No route for POST {self.path}"))
             return
         project = match.group(1)
         if not (self.headers.get("Authorization") or "").startswith("Bearer "):
-            self._send_json(401, _error_body(
+            self.json_response(401, _error_body(
                 401, "UNAUTHENTICATED",
                 "Request is missing required authentication credential.",
             ))
@@ -301,20 +247,20 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             payload = json.loads(raw or b"null")
         except ValueError:
-            self._send_json(*_invalid("Invalid JSON payload received."))
+            self.json_response(*_invalid("Invalid JSON payload received."))
             return
         if not isinstance(payload, dict) or "message" not in payload:
-            self._send_json(*_invalid("Request must contain 'message'", "message"))
+            self.json_response(*_invalid("Request must contain 'message'", "message"))
             return
         extra = sorted(set(payload) - {"message", "validate_only", "validateOnly"})
         if extra:
-            self._send_json(*_invalid(
+            self.json_response(*_invalid(
                 f"Invalid JSON payload received. Unknown name \"{extra[0]}\": Cannot find field."
             ))
             return
         problem = _validate_message(payload["message"])
         if problem:
-            self._send_json(*problem)
+            self.json_response(*problem)
             return
         message = payload["message"]
         token = message.get("token")
@@ -322,10 +268,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.server._count_attempt(token)
             outcome = _token_outcome(self.server, token)
             if outcome:
-                self._send_json(*outcome)
+                self.json_response(*outcome)
                 return
         if payload.get("validate_only") or payload.get("validateOnly"):
-            self._send_json(200, {"name": f"projects/{project}/messages/fake_message_id"})
+            self.json_response(200, {"name": f"projects/{project}/messages/fake_message_id"})
             return
         now = time.time()
         name = f"projects/{project}/messages/0:{time.time_ns() // 1000}%{secrets.token_hex(8)}"
@@ -339,32 +285,18 @@ class _Handler(BaseHTTPRequestHandler):
             "received_at": _rfc3339(now),
             "received_at_unix": now,
         })
-        self._send_json(200, {"name": name})
+        self.json_response(200, {"name": name})
 
 
 def start(port: int = 0) -> tuple[FcmSimServer, str]:
     """Serve in a daemon thread on 127.0.0.1:<port> (0 = any free port)."""
-    server = FcmSimServer(port)
-    thread = threading.Thread(target=server.serve_forever, name="fcm-sim", daemon=True)
-    server._thread = thread
-    thread.start()
-    return server, server.base_url
+    return start_in_thread(FcmSimServer(port), "fcm-sim")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Loopback FCM HTTP v1 endpoint")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
-    server = FcmSimServer(args.port)
-    print(f"fcm sim listening on {server.base_url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_cli(lambda args: FcmSimServer(args.port), argv=argv,
+                     description="Loopback FCM HTTP v1 endpoint", default_port=DEFAULT_PORT,
+                     banner=lambda server: f"fcm sim listening on {server.base_url}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ In-process: ``server, base_url = start()``; ``server.register_client(...)``; ``s
 """
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import hmac
@@ -43,16 +44,18 @@ import html
 import json
 import re
 import secrets
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-HOST = "127.0.0.1"
+from infra.local.simserver import HOST  # noqa: F401 - kept as part of this module's API
+from infra.local.simserver import (LoopbackHandler, LoopbackServer, parse_form, serve_cli,
+                                   start_in_thread)
+
+DEFAULT_PORT = 9097
 CODE_TTL = 600
 TOKEN_TTL = 3599
 _VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
@@ -83,13 +86,9 @@ def default_user(tenant: str) -> dict[str, Any]:
             "email_verified": True, "name": "Sok Dara"}
 
 
-class OidcSimServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class OidcSimServer(LoopbackServer):
     def __init__(self, port: int = 0) -> None:
-        super().__init__((HOST, port), _Handler)
-        self._lock = threading.Lock()
+        super().__init__(port, _Handler)
         self._clients: dict[tuple[str, str], dict[str, Any]] = {}
         self._codes: dict[str, dict[str, Any]] = {}
         self._access: dict[str, dict[str, Any]] = {}
@@ -97,15 +96,9 @@ class OidcSimServer(ThreadingHTTPServer):
         self._keys: list[tuple[str, Any]] = []
         self.token_requests: list[dict[str, str]] = []
         self.authorize_requests: list[dict[str, str]] = []
-        self._thread: threading.Thread | None = None
         self.rotate_keys()
 
     # -- configuration and test hooks ---------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
-
     def tenant_url(self, tenant: str) -> str:
         return f"{self.base_url}/{tenant}"
 
@@ -146,12 +139,6 @@ class OidcSimServer(ThreadingHTTPServer):
             out.append({**jwk, "kid": kid, "use": "sig", "alg": "RS256"})
         return {"keys": out}
 
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
     # -- internals ------------------------------------------------------------------------------
     def _client(self, tenant: str, client_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -169,30 +156,14 @@ class OidcSimServer(ThreadingHTTPServer):
         return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     server: OidcSimServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        return
+    default_headers = {"Cache-Control": "no-store"}
 
     # -- plumbing ------------------------------------------------------------------------------
-    def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json", headers)
-
     def _page(self, status: int, text: str) -> None:
-        self._send(status, f"<!doctype html><title>Error</title><p>{html.escape(text)}</p>".encode(),
-                   "text/html; charset=utf-8")
+        self.send_body(status, f"<!doctype html><title>Error</title><p>{html.escape(text)}</p>".encode(),
+                       "text/html; charset=utf-8")
 
     def _route(self) -> tuple[str | None, str]:
         path = urlsplit(self.path).path
@@ -217,25 +188,22 @@ class _Handler(BaseHTTPRequestHandler):
         if endpoint == "authorize":
             return self._authorize(tenant, query)
         if endpoint == "jwks":
-            return self._json(200, self.server.jwks())
+            return self.json_response(200, self.server.jwks())
         if endpoint == "discovery":
-            return self._json(200, self._discovery(tenant))
+            return self.json_response(200, self._discovery(tenant))
         if endpoint in ("userinfo", "user", "emails"):
             return self._userinfo(tenant, endpoint)
-        return self._json(404, {"error": "not_found"})
+        return self.json_response(404, {"error": "not_found"})
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self.read_body()
         tenant, rel = self._route()
         endpoint = self._endpoint(tenant, rel) if tenant else None
         if endpoint == "token":
-            form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"),
-                                                 keep_blank_values=True).items()}
-            return self._token(tenant, form)
+            return self._token(tenant, parse_form(raw))
         if endpoint == "userinfo":
             return self._userinfo(tenant, endpoint)
-        return self._json(404, {"error": "not_found"})
+        return self.json_response(404, {"error": "not_found"})
 
     # -- endpoints -------------------------------------------------------------------------------
     def _discovery(self, tenant: str) -> dict[str, Any]:
@@ -274,9 +242,9 @@ class _Handler(BaseHTTPRequestHandler):
                 page = (f'<!doctype html><html><body onload="document.forms[0].submit()">'
                         f'<form method="post" action="{html.escape(redirect)}">{inputs}</form>'
                         f'</body></html>')
-                return self._send(200, page.encode(), "text/html; charset=utf-8")
+                return self.send_body(200, page.encode(), "text/html; charset=utf-8")
             sep = "&" if "?" in redirect else "?"
-            return self._send(302, b"", "text/plain", {"Location": redirect + sep + urlencode(params)})
+            return self.send_body(302, b"", "text/plain", {"Location": redirect + sep + urlencode(params)})
 
         if q.get("response_type") != "code":
             return reply({"error": "unsupported_response_type"})
@@ -331,9 +299,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _token_error(self, tenant: str, status: int, error: str, description: str) -> None:
         if tenant == "github":  # GitHub answers 200 with an error object
-            return self._json(200, {"error": error, "error_description": description,
-                                    "error_uri": "https://docs.github.com/apps/troubleshooting"})
-        return self._json(status, {"error": error, "error_description": description})
+            return self.json_response(200, {"error": error, "error_description": description,
+                                            "error_uri": "https://docs.github.com/apps/troubleshooting"})
+        return self.json_response(status, {"error": error, "error_description": description})
 
     def _token(self, tenant: str, form: dict[str, str]) -> None:
         self.server.token_requests.append({"tenant": tenant, **form})
@@ -375,15 +343,15 @@ class _Handler(BaseHTTPRequestHandler):
         if tenant == "github":
             payload = {"access_token": access, "token_type": "bearer", "scope": grant["scope"].replace(" ", ",")}
             if "application/json" not in (self.headers.get("Accept") or ""):
-                return self._send(200, urlencode(payload).encode(), "application/x-www-form-urlencoded")
-            return self._json(200, payload)
+                return self.send_body(200, urlencode(payload).encode(), "application/x-www-form-urlencoded")
+            return self.json_response(200, payload)
         payload = {"access_token": access, "token_type": "Bearer", "expires_in": TOKEN_TTL,
                    "scope": grant["scope"]}
         if tenant == "apple":
             payload["refresh_token"] = "r" + _b64url(secrets.token_bytes(24))
         if tenant == "apple" or "openid" in grant["scope"].split():
             payload["id_token"] = self._id_token(tenant, client_id, grant, access)
-        return self._json(200, payload)
+        return self.json_response(200, payload)
 
     def _id_token(self, tenant: str, client_id: str, grant: dict[str, Any], access: str) -> str:
         user, now = grant["user"], int(time.time())
@@ -417,16 +385,16 @@ class _Handler(BaseHTTPRequestHandler):
             grant = self.server._access.get(token)
         if grant is None or grant["tenant"] != tenant or grant["expires"] < time.time():
             if tenant == "github":
-                return self._json(401, {"message": "Bad credentials",
-                                        "documentation_url": "https://docs.github.com/rest"})
-            return self._json(401, {"error": "invalid_token"},
-                              {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+                return self.json_response(401, {"message": "Bad credentials",
+                                                "documentation_url": "https://docs.github.com/rest"})
+            return self.json_response(401, {"error": "invalid_token"},
+                                      {"WWW-Authenticate": 'Bearer error="invalid_token"'})
         user = grant["user"]
         if endpoint == "user":
-            return self._json(200, {"login": user.get("login"), "id": user.get("id"),
-                                    "node_id": "MDQ6VXNlcjE=", "type": "User",
-                                    "name": user.get("name"), "email": user.get("public_email"),
-                                    "avatar_url": "https://avatars.example/u/1"})
+            return self.json_response(200, {"login": user.get("login"), "id": user.get("id"),
+                                            "node_id": "MDQ6VXNlcjE=", "type": "User",
+                                            "name": user.get("name"), "email": user.get("public_email"),
+                                            "avatar_url": "https://avatars.example/u/1"})
         if endpoint == "emails":
             emails = []
             if user.get("email"):
@@ -434,37 +402,36 @@ class _Handler(BaseHTTPRequestHandler):
                                "verified": bool(user.get("email_verified")), "visibility": "private"})
             emails.append({"email": f"{user.get('id')}+{user.get('login')}@users.noreply.github.com",
                            "primary": False, "verified": True, "visibility": None})
-            return self._json(200, emails)
+            return self.json_response(200, emails)
         info = {"sub": str(user["sub"]), "name": user.get("name"), "email": user.get("email"),
                 "email_verified": bool(user.get("email_verified"))}
-        return self._json(200, {k: v for k, v in info.items() if v is not None})
+        return self.json_response(200, {k: v for k, v in info.items() if v is not None})
 
 
 def start(port: int = 0) -> tuple[OidcSimServer, str]:
-    server = OidcSimServer(port)
-    thread = threading.Thread(target=server.serve_forever, name="oidc-sim", daemon=True)
-    server._thread = thread
-    thread.start()
-    return server, server.base_url
+    return start_in_thread(OidcSimServer(port), "oidc-sim")
+
+
+def _cli_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--client", action="append", default=[], metavar="TENANT:CLIENT_ID:SECRET",
+                        help="register a client (google, linkedin or github; any redirect URI)")
+
+
+def _cli_server(args: argparse.Namespace) -> OidcSimServer:
+    server = OidcSimServer(args.port)
+    for spec in args.client:
+        tenant, client_id, secret = spec.split(":", 2)
+        server.register_client(tenant, client_id, client_secret=secret)
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:  # pragma: no cover - manual use
+    return serve_cli(
+        _cli_server, argv=argv, description=__doc__.split("\n")[0], default_port=DEFAULT_PORT,
+        add_arguments=_cli_arguments,
+        banner=lambda server: f"oidc simulator on {server.base_url}; "
+                              "tenants under /google /apple /linkedin /github")
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, default=9097)
-    parser.add_argument("--client", action="append", default=[], metavar="TENANT:CLIENT_ID:SECRET",
-                        help="register a client (google, linkedin or github; any redirect URI)")
-    args = parser.parse_args()
-    srv = OidcSimServer(args.port)
-    for spec in args.client:
-        tenant, client_id, secret = spec.split(":", 2)
-        srv.register_client(tenant, client_id, client_secret=secret)
-    print(f"oidc simulator on {srv.base_url}; tenants under /google /apple /linkedin /github",
-          flush=True)
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.server_close()
+    raise SystemExit(main())

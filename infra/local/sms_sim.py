@@ -30,17 +30,17 @@ import argparse
 import base64
 import binascii
 import hmac
-import json
 import re
 import secrets
-import threading
 from email.utils import format_datetime
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-HOST = "127.0.0.1"
+from infra.local.simserver import HOST  # noqa: F401 - kept as part of this module's API
+from infra.local.simserver import (InboxServer, LoopbackHandler, parse_form, serve_cli,
+                                   start_in_thread)
+
 DEFAULT_PORT = 9098
 DEFAULT_ACCOUNT_SID = "AC" + "0" * 32
 DEFAULT_AUTH_TOKEN = "local-sms-auth-token"
@@ -52,52 +52,29 @@ _MAGIC = {"+15005550001": (21211, "The 'To' number +15005550001 is not a valid p
           "+15005550004": (21610, "Attempt to send to unsubscribed recipient")}
 
 
-class SmsSimServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class SmsSimServer(InboxServer):
+    inbox_field = "to"
 
     def __init__(self, port: int = 0, *, account_sid: str = DEFAULT_ACCOUNT_SID,
                  auth_token: str = DEFAULT_AUTH_TOKEN) -> None:
-        super().__init__((HOST, port), _Handler)
+        super().__init__(port, _Handler)
         self.account_sid = account_sid
         self.auth_token = auth_token
-        self._lock = threading.Lock()
-        self._inbox: list[dict[str, Any]] = []
         self._fail_next: list[int] = []
-        self._thread: threading.Thread | None = None
-
-    @property
-    def base_url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
 
     def inbox(self, to: str | None = None) -> list[dict[str, Any]]:
-        with self._lock:
-            items = list(self._inbox)
-        return [m for m in items if to is None or m["to"] == to]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._inbox.clear()
-            self._fail_next.clear()
+        return super().inbox(to)
 
     def fail_next(self, status: int = 503) -> None:
         with self._lock:
             self._fail_next.append(status)
 
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def _reset_state(self) -> None:
+        self._fail_next.clear()
 
     def _take_failure(self) -> int | None:
         with self._lock:
             return self._fail_next.pop(0) if self._fail_next else None
-
-    def _deliver(self, entry: dict[str, Any]) -> None:
-        with self._lock:
-            self._inbox.append(entry)
 
 
 def _error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
@@ -105,58 +82,35 @@ def _error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
                     "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     server: SmsSimServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt: str, *args: Any) -> None:  # bodies carry codes: stay quiet
-        return
-
-    def _send(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _read(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+    cleared_response = (200, {"cleared": True})
+    # no access log: bodies carry codes
 
     def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        if url.path == "/_health":
-            return self._send(200, {"status": "ok"})
-        if url.path == "/_inbox":
-            to = parse_qs(url.query).get("to", [None])[0]
-            return self._send(200, self.server.inbox(to))
-        return self._send(*_error(404, 20404, "The requested resource was not found"))
+        if not self.serve_inbox_get():
+            self.json_response(*_error(404, 20404, "The requested resource was not found"))
 
     def do_DELETE(self) -> None:
-        if urlsplit(self.path).path == "/_inbox":
-            self._read()
-            self.server.clear()
-            return self._send(200, {"cleared": True})
-        return self._send(*_error(404, 20404, "The requested resource was not found"))
+        if not self.serve_inbox_delete():
+            self.json_response(*_error(404, 20404, "The requested resource was not found"))
 
     def do_POST(self) -> None:
-        raw = self._read()
+        raw = self.read_body()
         match = _SEND_PATH.match(urlsplit(self.path).path)
         if not match:
-            return self._send(*_error(404, 20404, "The requested resource was not found"))
+            return self.json_response(*_error(404, 20404, "The requested resource was not found"))
         login = self._basic_auth()
         if login is None or not (hmac.compare_digest(login[0], self.server.account_sid)
                                  and hmac.compare_digest(login[1], self.server.auth_token)):
-            return self._send(*_error(401, 20003, "Authenticate"))
+            return self.json_response(*_error(401, 20003, "Authenticate"))
         if match.group(1) != login[0]:
-            return self._send(*_error(404, 20404, "The requested resource was not found"))
+            return self.json_response(*_error(404, 20404, "The requested resource was not found"))
         if (self.headers.get("Content-Type") or "").split(";")[0].strip() != \
                 "application/x-www-form-urlencoded":
-            return self._send(*_error(400, 21000, "Content-Type must be application/x-www-form-urlencoded"))
-        form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
-        status, payload = self._create_message(login[0], form)
-        return self._send(status, payload)
+            return self.json_response(*_error(400, 21000, "Content-Type must be application/x-www-form-urlencoded"))
+        status, payload = self._create_message(login[0], parse_form(raw))
+        return self.json_response(status, payload)
 
     def _basic_auth(self) -> tuple[str, str] | None:
         header = self.headers.get("Authorization") or ""
@@ -206,27 +160,21 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def start(port: int = 0, **kwargs: Any) -> tuple[SmsSimServer, str]:
-    server = SmsSimServer(port, **kwargs)
-    thread = threading.Thread(target=server.serve_forever, name="sms-sim", daemon=True)
-    server._thread = thread
-    thread.start()
-    return server, server.base_url
+    return start_in_thread(SmsSimServer(port, **kwargs), "sms-sim")
 
 
-def main() -> None:  # pragma: no cover - manual use
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+def _cli_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--account-sid", default=DEFAULT_ACCOUNT_SID)
     parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
-    args = parser.parse_args()
-    server = SmsSimServer(args.port, account_sid=args.account_sid, auth_token=args.auth_token)
-    print(f"sms simulator on {server.base_url} (account {args.account_sid})", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+
+
+def main(argv: list[str] | None = None) -> None:  # pragma: no cover - manual use
+    serve_cli(
+        lambda args: SmsSimServer(args.port, account_sid=args.account_sid,
+                                  auth_token=args.auth_token),
+        argv=argv, description=__doc__.split("\n")[0], default_port=DEFAULT_PORT,
+        add_arguments=_cli_arguments,
+        banner=lambda server: f"sms simulator on {server.base_url} (account {server.account_sid})")
 
 
 if __name__ == "__main__":  # pragma: no cover
