@@ -242,6 +242,8 @@ class StripeSim:
         return False
 
     def handle(self, method: str, path: str, headers, body: bytes) -> tuple[int, dict[str, Any]]:
+        if method == "GET" and path.split("?")[0] == "/_health":
+            return 200, {"ok": True, "intents": len(self.intents), "events": len(self.events)}
         if not self.authorized(headers.get("Authorization", "")):
             return 401, {"error": {"type": "invalid_request_error",
                                    "message": "Invalid API Key provided."}}
@@ -324,10 +326,23 @@ def start(port: int = 0, *, api_key: str = "sk_test_local", webhook_secret: str 
     return sim
 
 
-if __name__ == "__main__":  # python -m infra.local.stripe_sim 12111 http://127.0.0.1:8000/v1/wallet/webhooks/stripe
-    import sys
-    s = start(int(sys.argv[1]) if len(sys.argv) > 1 else 12111,
-              webhook_url=sys.argv[2] if len(sys.argv) > 2 else None,
-              webhook_secret="whsec_local")
-    print(f"stripe sim on {s.url} (sk_test_local / whsec_local)")
+def main(argv: list[str] | None = None) -> None:
+    """``python -m infra.local.stripe_sim --port N [--webhook-url URL]`` (as the local stack runs
+    its simulators). The webhook URL may also come from ``PAYLOOM_STRIPE_WEBHOOK_URL``."""
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=12111)
+    parser.add_argument("--api-key", default="sk_test_local")
+    parser.add_argument("--webhook-secret", default="whsec_local")
+    parser.add_argument("--webhook-url", default=os.environ.get("PAYLOOM_STRIPE_WEBHOOK_URL"))
+    args = parser.parse_args(argv)
+    sim = start(args.port, api_key=args.api_key, webhook_secret=args.webhook_secret,
+                webhook_url=args.webhook_url)
+    print(f"stripe sim on {sim.url}, webhooks to {args.webhook_url or '(none)'}", flush=True)
     threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

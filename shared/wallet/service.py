@@ -20,7 +20,8 @@ from shared.platform import logs
 from shared.platform.auth import Principal
 from shared.platform.clock import UTC, rfc3339
 from shared.platform.deps import Deps
-from shared.platform.errors import (InvalidRequest, NotFound, PayloomError, Unprocessable)
+from shared.platform.errors import (Conflict, InvalidRequest, NotFound, PayloomError,
+                                    Unprocessable)
 from shared.platform.ids import derived_id, new_id
 from shared.platform.outbox import Event, publish_events, record_event
 from shared.platform.pagination import paginate
@@ -32,6 +33,7 @@ from shared.wallet.ports import ProviderDeclined
 TOPUPS = "wallet_topups"
 RECORDS = "wallet_records"
 STRIPE_EVENTS = "stripe_events"
+MARKER_TTL = dt.timedelta(days=30)   # Stripe retries for 3 days; markers expire by TTL policy
 STRIPE_EXPONENT = {"USD": 2, "KHR": 2}   # Stripe's minor unit per currency (KHR: 2, unlike ISO use)
 _log = logs.get_logger(__name__)
 
@@ -77,7 +79,9 @@ def _remap_param(exc: PayloomError) -> PayloomError:
     p = exc.param or ""
     if p.endswith("credit_account_id"):
         exc.param = "to"
-    elif p.endswith("debit_account_id") or p.endswith("amount"):
+    elif p.endswith("debit_account_id"):
+        exc.param = None          # the caller's own wallet
+    elif p.endswith("amount"):
         exc.param = "amount"
     return exc
 
@@ -191,6 +195,10 @@ def create_topup(deps: Deps, principal: Principal, body: CreateTopUp,
         doc = ref.get().to_dict()
         if doc["user_id"] != uid:
             raise NotFound("No such top-up.")
+        for field, value in (("asset", asset.code), ("amount", amount)):
+            if doc[field] != value:   # the key's stored response expired; the top-up did not
+                raise Conflict(f"Top-up {topup_id} already exists with a different {field}.",
+                               code=f"exists_with_different_{field}", param=field)
         if doc.get("provider_payment_id") and doc["status"] != "pending":
             return topup_resource(doc)
     # The provider call is idempotent on the top-up id: a retry re-finds the same intent.
@@ -241,7 +249,7 @@ def handle_stripe_webhook(deps: Deps, payload: bytes, signature: str | None) -> 
                         "payment_intent.canceled")
     if not handled or not topup_id:
         try:
-            marker.create({"id": event["id"], "type": etype, "received_at": now, "ignored": True})
+            marker.create({"id": event["id"], "type": etype, "received_at": now, "expires_at": now + MARKER_TTL, "ignored": True})
         except gexc.AlreadyExists:
             pass
         return {"received": True, "handled": False}
@@ -257,20 +265,20 @@ def handle_stripe_webhook(deps: Deps, payload: bytes, signature: str | None) -> 
         if mark.exists:
             return "duplicate", []
         if not tsnap.exists:
-            txn.create(marker, {"id": event["id"], "type": etype, "received_at": now,
+            txn.create(marker, {"id": event["id"], "type": etype, "received_at": now, "expires_at": now + MARKER_TTL,
                                 "result": "unknown_topup"})
             return "unknown_topup", []
         topup = tsnap.to_dict()
         events: list[Event] = []
         if etype == "payment_intent.succeeded" and topup["status"] == "succeeded":
-            txn.create(marker, {"id": event["id"], "type": etype, "received_at": now,
+            txn.create(marker, {"id": event["id"], "type": etype, "received_at": now, "expires_at": now + MARKER_TTL,
                                 "result": "already_succeeded"})
             return "already_succeeded", []
         if etype == "payment_intent.succeeded":
             asset = assets.get_asset(topup["asset"])
             if int(obj.get("amount", -1)) != topup["provider_amount"] or \
                     str(obj.get("currency", "")).lower() != topup["currency"]:
-                txn.create(marker, {"id": event["id"], "type": etype, "received_at": now,
+                txn.create(marker, {"id": event["id"], "type": etype, "received_at": now, "expires_at": now + MARKER_TTL,
                                     "result": "amount_mismatch"})
                 txn.update(ref, {"status": "failed", "failure_code": "amount_mismatch",
                                  "updated_at": now})
@@ -289,7 +297,7 @@ def handle_stripe_webhook(deps: Deps, payload: bytes, signature: str | None) -> 
             etype_out = "topup.succeeded"
         else:
             if topup["status"] == "succeeded":
-                txn.create(marker, {"id": event["id"], "type": etype, "received_at": now,
+                txn.create(marker, {"id": event["id"], "type": etype, "received_at": now, "expires_at": now + MARKER_TTL,
                                     "result": "ignored_after_success"})
                 return "ignored", []
             err = obj.get("last_payment_error") or {}
@@ -298,7 +306,7 @@ def handle_stripe_webhook(deps: Deps, payload: bytes, signature: str | None) -> 
                       "failure_message": err.get("message"), "updated_at": now,
                       "provider_status": obj.get("status")}
             etype_out = f"topup.{status}"
-        txn.create(marker, {"id": event["id"], "type": etype, "received_at": now, "result": "ok"})
+        txn.create(marker, {"id": event["id"], "type": etype, "received_at": now, "expires_at": now + MARKER_TTL, "result": "ok"})
         txn.update(ref, update)
         topup.update(update)
         events.append(record_event(db, txn, type=etype_out, tenant=topup["user_id"], now=now,

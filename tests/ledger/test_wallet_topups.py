@@ -1,0 +1,129 @@
+"""Card top-ups: the production Stripe adapter against the loopback Stripe simulator, which
+delivers signed webhooks to the wallet function served over real HTTP."""
+import json
+import time
+
+import pytest
+import requests
+
+from infra.local.stripe_sim import sign
+from shared.ledger import accounts
+from shared.platform.errors import AuthenticationError
+from shared.wallet.ports import verify_stripe_signature
+
+
+def wait_for(predicate, timeout=15.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def topup_doc(deps, topup_id):
+    return deps.db.collection("wallet_topups").document(topup_id).get().to_dict()
+
+
+def usd(deps, uid):
+    acc = accounts.user_wallet_id(uid, "USD")
+    return accounts.read_balances(deps.db, [acc]).get(acc, (None, accounts.Balances()))[1]
+
+
+def test_topup_is_credited_once_by_the_signed_webhook(deps, wallet, user, stripe):
+    uid, headers = user
+    stripe.duplicate_deliveries = True            # Stripe may deliver an event twice
+    r = wallet.post("/v1/wallet/topups", json={"amount": 2500, "asset": "USD",
+                                               "payment_method": "pm_card_visa"},
+                    headers={**headers, "Idempotency-Key": "top-1"})
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    assert body["provider_payment_id"].startswith("pi_") and body["status"] in ("pending", "succeeded")
+    done = wait_for(lambda: (d := topup_doc(deps, body["id"]))["status"] == "succeeded" and d)
+    stripe.wait_idle()
+    assert done["transfer_id"] and usd(deps, uid).posted == 2500
+    assert sorted(d["status"] for d in stripe.deliveries) == [200, 200]      # both acknowledged
+    stripe.resend(stripe.events[-1]["id"])                                   # and a third time
+    stripe.wait_idle()
+    assert usd(deps, uid).posted == 2500                                     # credited once
+    hist = wallet.get("/v1/wallet/transactions", headers=headers).get_json()["data"]
+    assert [(t["type"], t["amount"], t["balance_after"]["available"]) for t in hist] == [("topup", 2500, 2500)]
+    succeeded = [e.to_dict() for e in deps.db.collection("events").stream() if e.get("type") == "topup.succeeded"]
+    assert len(succeeded) == 1 and succeeded[0]["tenant"] == uid
+    # Retrying the request replays; the provider saw one PaymentIntent.
+    again = wallet.post("/v1/wallet/topups", json={"amount": 2500, "asset": "USD",
+                                                   "payment_method": "pm_card_visa"},
+                        headers={**headers, "Idempotency-Key": "top-1"})
+    assert again.get_json()["id"] == body["id"] and len(stripe.intents) == 1
+
+
+def test_declined_card_fails_the_topup_without_credit(deps, wallet, user, stripe):
+    uid, headers = user
+    r = wallet.post("/v1/wallet/topups", json={"amount_decimal": "10.00", "asset": "USD",
+                                               "payment_method": "pm_card_chargeDeclined"}, headers=headers)
+    assert r.status_code == 201 and r.get_json()["status"] == "failed"
+    assert r.get_json()["failure_code"] == "card_declined"
+    stripe.wait_idle()
+    assert topup_doc(deps, r.get_json()["id"])["status"] == "failed"
+    assert usd(deps, uid).posted == 0
+
+
+def test_topup_bad_input(deps, wallet, user, stripe):
+    _, headers = user
+    for body, code in (({"amount": 100, "asset": "ETH"}, "asset_not_supported_for_topup"),
+                       ({"amount": 0, "asset": "USD"}, "amount_not_positive"),
+                       ({"amount_decimal": "1.001", "asset": "USD"}, "amount_too_precise"),
+                       ({"amount": 10**9, "asset": "USD"}, "topup_too_large")):
+        r = wallet.post("/v1/wallet/topups", json=body, headers=headers)
+        assert 400 <= r.status_code < 500 and r.get_json()["error"]["code"] == code, r.get_json()
+
+
+def test_webhook_rejects_bad_signatures_and_stale_timestamps(deps, wallet_server, stripe):
+    url = f"{wallet_server}/v1/wallet/webhooks/stripe"
+    event = {"id": "evt_forged", "object": "event", "type": "payment_intent.succeeded",
+             "data": {"object": {"id": "pi_x", "amount": 100, "currency": "usd",
+                                 "metadata": {"topup_id": "tpu_x"}}}}
+    payload = json.dumps(event).encode()
+    now = int(time.time())
+    cases = [
+        ({}, "invalid_signature"),
+        ({"Stripe-Signature": sign("whsec_wrong", payload, now)}, "invalid_signature"),
+        ({"Stripe-Signature": sign(stripe.webhook_secret, payload, now - 301)},
+         "signature_timestamp_out_of_tolerance"),
+        ({"Stripe-Signature": "garbage"}, "invalid_signature"),
+    ]
+    for headers, code in cases:
+        r = requests.post(url, data=payload, headers={"Content-Type": "application/json", **headers})
+        assert r.status_code == 401 and r.json()["error"]["code"] == code
+    ok = requests.post(url, data=payload, headers={"Content-Type": "application/json",
+                                                   "Stripe-Signature": sign(stripe.webhook_secret, payload, now)})
+    assert ok.status_code == 200 and ok.json()["result"] == "unknown_topup"
+
+
+def test_signature_scheme_matches_stripe():
+    secret, body = "whsec_test", b'{"id":"evt_1"}'
+    header = sign(secret, body, 1_700_000_000)
+    verify_stripe_signature(body, header, secret, 1_700_000_100)
+    # a rotated secret: any v1 may match
+    verify_stripe_signature(body, header.replace("v1=", "v1=00,v1="), secret, 1_700_000_000)
+    with pytest.raises(AuthenticationError):
+        verify_stripe_signature(body + b" ", header, secret, 1_700_000_000)
+    with pytest.raises(AuthenticationError):
+        verify_stripe_signature(body, header, secret, 1_700_000_000 + 301)
+
+
+def test_topup_key_reused_with_other_amount_after_record_loss_conflicts(deps, wallet, user, stripe):
+    uid, headers = user
+    h = {**headers, "Idempotency-Key": "top-x"}
+    first = wallet.post("/v1/wallet/topups", json={"amount": 100, "asset": "USD",
+                                                   "payment_method": "pm_card_visa"}, headers=h)
+    assert first.status_code == 201
+    for snap in deps.db.collection("idempotency_keys").stream():
+        snap.reference.delete()
+    r = wallet.post("/v1/wallet/topups", json={"amount": 200, "asset": "USD",
+                                               "payment_method": "pm_card_visa"}, headers=h)
+    assert r.status_code == 409 and r.get_json()["error"]["code"] == "exists_with_different_amount"
+    stripe.wait_idle()
+    wait_for(lambda: topup_doc(deps, first.get_json()["id"])["status"] == "succeeded")
+    assert usd(deps, uid).posted == 100 and len(stripe.intents) == 1
