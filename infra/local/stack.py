@@ -145,6 +145,7 @@ class Ports:
     email: int = 9322
     sms: int = 9323
     oidc: int = 9324
+    stripe: int = 9325
 
     @classmethod
     def free(cls) -> "Ports":
@@ -157,11 +158,12 @@ class Simulator:
     module: str                                   # run as ``python -m module --port N *args``
     env: Callable[[str], dict[str, str]]          # points our production adapter at ``url``
     what: str
-    args: tuple[str, ...] = ()
+    args: Callable[["Ports"], tuple[str, ...]] = lambda ports: ()
 
 
 LOCAL_OAUTH_CLIENTS = {p: (f"local-{p}-client", f"local-{p}-secret") for p in ("google", "github", "linkedin")}
 SMS_SID, SMS_TOKEN = "AC" + "0" * 32, "local-sms-auth-token"
+STRIPE_KEY, STRIPE_WHSEC = "sk_test_local", "whsec_local"
 
 SIMULATORS: dict[str, Simulator] = {
     "fcm": Simulator("infra.local.fcm_sim", lambda url: {"PAYLOOM_FCM_URL": url},
@@ -174,15 +176,21 @@ SIMULATORS: dict[str, Simulator] = {
                      lambda url: {"PAYLOOM_SMS_BASE_URL": url, "PAYLOOM_SMS_ACCOUNT_SID": SMS_SID,
                                   "PAYLOOM_SMS_AUTH_TOKEN": SMS_TOKEN, "PAYLOOM_SMS_FROM_NUMBER": "Payloom"},
                      "SMS API, Twilio protocol (inbox: /_inbox)",
-                     ("--account-sid", SMS_SID, "--auth-token", SMS_TOKEN)),
+                     lambda ports: ("--account-sid", SMS_SID, "--auth-token", SMS_TOKEN)),
     "oidc": Simulator("infra.local.oidc_sim",
                       lambda url: {k: v for p, (cid, secret) in LOCAL_OAUTH_CLIENTS.items() for k, v in {
                           f"PAYLOOM_OAUTH_{p.upper()}_BASE_URL": f"{url}/{p}",
                           f"PAYLOOM_OAUTH_{p.upper()}_CLIENT_ID": cid,
                           f"PAYLOOM_OAUTH_{p.upper()}_CLIENT_SECRET": secret}.items()},
                       "OAuth 2.0 / OIDC providers (google, github, linkedin)",
-                      tuple(a for p, (cid, secret) in LOCAL_OAUTH_CLIENTS.items()
-                            for a in ("--client", f"{p}:{cid}:{secret}"))),
+                      lambda ports: tuple(a for p, (cid, secret) in LOCAL_OAUTH_CLIENTS.items()
+                                          for a in ("--client", f"{p}:{cid}:{secret}"))),
+    "stripe": Simulator("infra.local.stripe_sim",
+                        lambda url: {"PAYLOOM_STRIPE_API_BASE": url, "PAYLOOM_STRIPE_SECRET_KEY": STRIPE_KEY,
+                                     "PAYLOOM_STRIPE_WEBHOOK_SECRET": STRIPE_WHSEC},
+                        "payments API, Stripe PaymentIntents + signed webhooks",
+                        lambda ports: ("--api-key", STRIPE_KEY, "--webhook-secret", STRIPE_WHSEC, "--webhook-url",
+                                       f"http://127.0.0.1:{ports.gateway}/v1/wallet/webhooks/stripe")),
 }
 
 
@@ -263,13 +271,16 @@ class Stack:
         for name, sim in SIMULATORS.items():
             if name in c:
                 port = getattr(p, name)
-                starting.append(Proc(name, [sys.executable, "-m", sim.module, "--port", str(port), *sim.args],
+                starting.append(Proc(name, [sys.executable, "-m", sim.module, "--port", str(port), *sim.args(p)],
                                      port))
         for proc in starting:
             proc.start()
             self.procs.append(proc)
         for proc in starting:
             proc.wait_ready()
+        # Clients in this process (the scheduler thread, tests, benches) find the emulators
+        # through the environment; stop() puts back what was there before.
+        self._saved_env = {k: os.environ.get(k) for k in self.env()}
         os.environ.update(self.env())
         if "pubsub" in c:
             self.provision_pubsub()
@@ -325,6 +336,12 @@ class Stack:
         for proc in reversed(self.procs):
             proc.stop()
         self.procs.clear()
+        for key, value in getattr(self, "_saved_env", {}).items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env = {}
 
     def describe(self) -> str:
         p = self.ports

@@ -28,6 +28,7 @@ from shared.platform.ratelimit import Limit, enforce
 
 _log = logs.get_logger(__name__)
 MUTATING = {"POST", "PATCH", "DELETE", "PUT"}
+RETRYABLE = {429, 503}  # responses never stored under an Idempotency-Key
 # Route auth modes: who may call.
 PUBLIC, SERVICE = "public", "service"
 USER_KINDS = ("user", "api_key", "service")
@@ -192,9 +193,9 @@ class Router:
     def _dispatch(self, request: flask.Request, deps: Deps, request_id: str) -> flask.Response:
         route, path_params = self.match(request.method, request.path)
         raw = _read_body(request, deps.settings.max_body_bytes)
+        principal = self._authenticate(route, request, deps)  # 401 before describing the schema
         body = _parse_body(route, request, raw)
         query = _parse_query(route, request)
-        principal = self._authenticate(route, request, deps)
         ctx = Context(request, principal, deps, body, query, request_id)
         now = deps.clock.now()
         rate_headers: dict[str, str] = {}
@@ -228,8 +229,12 @@ class Router:
             _log.exception("unhandled error in %s %s", request.method, request.path)
             response = _json_response(500, INTERNAL_ERROR)
         if claim is not None:
-            # Like Stripe, the first outcome is stored whatever it is, even a 500.
-            store.complete(claim, response.status_code, response.get_data(), response.content_type)
+            if response.status_code in RETRYABLE:
+                # "Try again later" is not an outcome: the same key must be able to succeed.
+                store.release(claim)
+            else:
+                # Like Stripe, the first outcome is stored whatever it is, even a 500.
+                store.complete(claim, response.status_code, response.get_data(), response.content_type)
         for k, v in rate_headers.items():
             response.headers.setdefault(k, v)
         return response
@@ -254,6 +259,10 @@ class Router:
             status = result.status or status
             headers.update(result.headers)
             result = result.body
+        if isinstance(result, flask.Response):  # a ready non-JSON response (CSV, HTML)
+            for k, v in headers.items():
+                result.headers.setdefault(k, v)
+            return result
         if result is None:
             return flask.Response(status=204 if status == 200 else status, headers=headers)
         if isinstance(result, BaseModel):

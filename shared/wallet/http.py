@@ -2,12 +2,10 @@
 webhook, and the private records endpoint for the app's backend."""
 from __future__ import annotations
 
-from typing import Any
-
 import flask
 
 from shared.platform.ratelimit import Limit
-from shared.platform.router import SERVICE, Context, Route, Router
+from shared.platform.router import SERVICE, Context, Router
 from shared.platform.pagination import ListResponse
 from shared.wallet import service
 from shared.wallet.models import (BalanceList, CreateRecord, CreateTopUp, CreateTransfer,
@@ -17,21 +15,7 @@ from shared.wallet.models import (BalanceList, CreateRecord, CreateTopUp, Create
 USER = ("user",)
 
 
-class WalletRouter(Router):
-    """The platform router, plus pass-through of a ready ``flask.Response`` (CSV export).
-
-    The platform's ``_render`` JSON-encodes every body; a raw response is the one thing it
-    cannot express today (proposed upstream in the ledger report)."""
-
-    def _render(self, route: Route, result: Any, ctx: Context) -> flask.Response:
-        if isinstance(result, flask.Response):
-            for k, v in ctx.response_headers.items():
-                result.headers.setdefault(k, v)
-            return result
-        return super()._render(route, result, ctx)
-
-
-api = WalletRouter("wallet", public_prefix="wallet")
+api = Router("wallet", public_prefix="wallet")
 
 
 @api.get("/balances", response=BalanceList, scopes=["wallet:read"], auth=USER)

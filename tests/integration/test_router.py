@@ -116,3 +116,53 @@ def test_client_ip_trusts_only_proxy_appended_entries_in_production():
         assert client_ip(flask.request, Settings(env="local")) == "6.6.6.6"
     with app.test_request_context("/", environ_base={"REMOTE_ADDR": "10.0.0.1"}):
         assert client_ip(flask.request, Settings(env="prod")) == "10.0.0.1"
+
+
+def test_auth_is_checked_before_the_body_is_described(client, deps):
+    router = Router("authfirst", public_prefix="authfirst")
+
+    class Body(RequestModel):
+        secret_field: int
+
+    @router.post("/x", body=Body)
+    def x(ctx: Context):
+        return {}
+    app = flask.Flask("authfirst")
+    app.add_url_rule("/<path:p>", view_func=lambda p: router(flask.request), methods=["POST"])
+    r = app.test_client().post("/v1/authfirst/x", json={"nope": 1})
+    assert r.status_code == 401 and "secret_field" not in r.get_data(as_text=True)
+
+
+def test_retryable_refusals_are_not_stored_under_the_idempotency_key(deps, service_headers):
+    from shared.platform.errors import RateLimited
+    router = Router("retry", public_prefix="retry")
+    calls = []
+
+    @router.post("/op")
+    def op(ctx: Context):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RateLimited("velocity", headers={"Retry-After": "1"})
+        return {"n": len(calls)}
+    app = flask.Flask("retry")
+    app.add_url_rule("/<path:p>", view_func=lambda p: router(flask.request), methods=["POST"])
+    c = app.test_client()
+    h = {**service_headers, "Idempotency-Key": "k-429"}
+    assert c.post("/v1/retry/op", json={}, headers=h).status_code == 429
+    second = c.post("/v1/retry/op", json={}, headers=h)
+    assert second.status_code == 200 and second.get_json() == {"n": 2}
+    third = c.post("/v1/retry/op", json={}, headers=h)
+    assert third.data == second.data and third.headers["Idempotent-Replayed"] == "true"
+
+
+def test_handlers_may_return_a_ready_response(deps):
+    router = Router("raw", public_prefix="raw")
+
+    @router.get("/file.csv", auth="public")
+    def csv(ctx: Context):
+        return flask.Response("a,b\n1,2\n", content_type="text/csv")
+    app = flask.Flask("raw")
+    app.add_url_rule("/<path:p>", view_func=lambda p: router(flask.request), methods=["GET"])
+    r = app.test_client().get("/v1/raw/file.csv")
+    assert r.status_code == 200 and r.mimetype == "text/csv" and r.data == b"a,b\n1,2\n"
+    assert r.headers["Request-Id"].startswith("req_")

@@ -48,17 +48,6 @@ def generous_policy(**overrides) -> WalletPolicy:
     return WalletPolicy(tiers={0: tier}, max_topup=DEFAULT_POLICY.max_topup, **overrides)
 
 
-@pytest.fixture(autouse=True)
-def _session_emulators(emulators, monkeypatch):
-    """Point the clients at this session's emulators even if an earlier test started (and
-    stopped) another Stack, whose ``start()`` rewrites ``os.environ`` for the whole process
-    (tests/integration/test_stack_lifecycle.py does; reported to the platform owner)."""
-    env = emulators.env()
-    for key in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST"):
-        if key in env:
-            monkeypatch.setenv(key, env[key])
-
-
 @pytest.fixture
 def wallet(function_client):
     return function_client("wallet")

@@ -65,6 +65,7 @@ variable "ttl_fields" {
     oauth_states     = "purge_at"
     siwe_nonces      = "purge_at"
     did_challenges   = "purge_at"
+    stripe_events    = "expires_at"
   }
 }
 
