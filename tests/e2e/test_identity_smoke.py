@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from infra.local.stack import Ports, Stack
+from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -23,16 +24,6 @@ def stack():
 
 def url(stack, path):
     return f"http://127.0.0.1:{stack.ports.gateway}{path}"
-
-
-def wait_for(fn, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def test_register_verify_email_login_and_profile(stack):

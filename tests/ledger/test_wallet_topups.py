@@ -10,16 +10,7 @@ from infra.local.stripe_sim import sign
 from shared.ledger import accounts
 from shared.platform.errors import AuthenticationError
 from shared.wallet.ports import verify_stripe_signature
-
-
-def wait_for(predicate, timeout=15.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+from tests.support.polling import wait_for
 
 
 def topup_doc(deps, topup_id):
