@@ -143,7 +143,7 @@ def begin_totp(deps, user_id: str) -> dict[str, Any]:
     user = directory.get_user(db, user_id) or {}
     ref = _mfa_ref(db, user_id)
     snap = ref.get()
-    if snap.exists and snap.get("totp_secret"):
+    if snap.exists and (snap.to_dict() or {}).get("totp_secret"):
         raise Conflict("Two-factor authentication is already enabled; disable it first.",
                        code="mfa_already_enabled")
     secret = pyotp.random_base32()

@@ -183,7 +183,11 @@ class Router:
             m = route.regex.match(rel)
             if m:
                 if route.method == method:
-                    return route, m.groupdict()
+                    params = m.groupdict()
+                    for name, value in params.items():
+                        if not _valid_path_value(value):  # no object can have this id
+                            raise NotFound(f"No such object: {value[:64]!r}", param=name)
+                    return route, params
                 allowed.append(route.method)
         if allowed:
             raise MethodNotAllowed(f"{method} is not allowed on {path}; use {', '.join(sorted(set(allowed)))}.",
@@ -270,6 +274,13 @@ class Router:
         else:
             payload = result
         return _json_response(status, payload, headers)
+
+
+def _valid_path_value(value: str) -> bool:
+    """Path parameters become Firestore document ids: refuse what Firestore cannot name
+    ('.', '..', '__x__', over 256 characters, control characters)."""
+    return (0 < len(value) <= 256 and value not in (".", "..") and value.isprintable()
+            and not (value.startswith("__") and value.endswith("__")))
 
 
 def _json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> flask.Response:

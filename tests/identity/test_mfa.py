@@ -57,6 +57,17 @@ def test_enrolment_returns_uri_and_png_qr(deps, signup, me):
     assert_error(me.post("/v1/me/mfa/totp/confirm", json={"code": "abc"}, headers=user.headers), 400)
 
 
+def test_restarting_enrolment_replaces_the_pending_secret(deps, signup, me):
+    user = signup()
+    first = me.post("/v1/me/mfa/totp", headers=user.headers)
+    second = me.post("/v1/me/mfa/totp", headers=user.headers)
+    assert first.status_code == second.status_code == 200, second.get_json()
+    assert first.get_json()["secret"] != second.get_json()["secret"]
+    old = first.get_json()["secret"]
+    assert_error(me.post("/v1/me/mfa/totp/confirm", json={"code": pyotp.TOTP(old).now()},
+                         headers=user.headers), 400, "invalid_mfa_code")
+
+
 def test_confirm_enables_mfa_and_shows_ten_backup_codes_once(deps, enrolled, me):
     user, _, codes = enrolled
     assert len(codes) == 10 and len(set(codes)) == 10
