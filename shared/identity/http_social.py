@@ -71,10 +71,10 @@ def oauth_callback_get(ctx: Context, provider: str):
     return _complete(ctx, provider, ctx.query)
 
 
-@auth_api.post("/oauth/{provider}/callback", body=CallbackParams, auth=PUBLIC, idempotent=False,
+@auth_api.post("/oauth/{provider}/callback", body=CallbackParams, auth=PUBLIC, idempotent=False, form=True,
                rate_limits=[(CALLBACK_IP, "ip")])
 def oauth_callback_post(ctx: Context, provider: str):
-    """The app relays code + state as JSON (mobile deep links, Apple form_post relays)."""
+    """Apple's response_mode=form_post lands here as a form; apps may also relay code + state as JSON."""
     return _complete(ctx, provider, ctx.body)
 
 

@@ -81,7 +81,9 @@ def consent(url: str) -> dict[str, str]:
 
 def callback(auth, provider: str, params: dict, *, post: bool = False, headers=None):
     headers = {"X-Forwarded-For": fresh_ip(), "User-Agent": "pytest-oauth", **(headers or {})}
-    if post or provider == "apple":  # Apple form_post: the app relays the fields as JSON
+    if provider == "apple":  # Apple's form_post: the browser posts the fields as a form
+        return auth.post(f"/v1/auth/oauth/{provider}/callback", data=params, headers=headers)
+    if post:  # an app relaying code + state as JSON
         return auth.post(f"/v1/auth/oauth/{provider}/callback", json=params, headers=headers)
     return auth.get(f"/v1/auth/oauth/{provider}/callback?{urllib.parse.urlencode(params)}",
                     headers=headers)
