@@ -8,7 +8,6 @@ import uuid
 import pytest
 from google.cloud import pubsub_v1
 
-from shared.platform.outbox import Event
 
 
 @pytest.fixture
@@ -262,17 +261,20 @@ def test_task_scheduled_two_seconds_ahead_runs_no_earlier(function_client, deps,
     assert deps.db.collection("probes").document(probe["id"]).get().to_dict()["completed_at"] == doc["completed_at"]
 
 
-def test_probe_tenant_isolation(api, deps, service_headers):
+def test_probe_and_event_tenant_isolation(api, deps, function_client):
     """Another tenant's probe reads as missing, never as forbidden (no existence leak)."""
-    import shared.platform.auth as auth_mod
-    from shared.platform.auth import Principal
-    probe = create(api, service_headers, {"delay_seconds": 0}).get_json()
-    other = Principal(kind="user", id="usr_other", tenant_id="usr_other", scopes=frozenset({"*"}))
-    auth_mod._authenticators.insert(0, lambda token, h, s: other if token == "other-tenant" else None)
-    try:
-        r = api.get(f"/v1/platform/probes/{probe['id']}", headers={"Authorization": "Bearer other-tenant"})
-        assert r.status_code == 404
-        listed = api.get("/v1/platform/probes", headers={"Authorization": "Bearer other-tenant"}).get_json()
-        assert listed["data"] == []
-    finally:
-        auth_mod._authenticators.pop(0)
+    from tests.support.identity import auth_headers, create_user_with_token
+    alice = auth_headers(create_user_with_token(deps)[1])
+    bob = auth_headers(create_user_with_token(deps)[1])
+    probe = create(api, alice, {"delay_seconds": 0}).get_json()
+    assert api.get(f"/v1/platform/probes/{probe['id']}", headers=alice).status_code == 200
+    assert api.get(f"/v1/platform/probes/{probe['id']}", headers=bob).status_code == 404
+    assert api.get("/v1/platform/probes", headers=bob).get_json()["data"] == []
+    assert [p["id"] for p in api.get("/v1/platform/probes", headers=alice).get_json()["data"]] == [probe["id"]]
+    events = function_client("events")
+    alice_events = events.get("/v1/events", headers=alice).get_json()["data"]
+    assert [e["type"] for e in alice_events] == ["probe.created", "user.created"]
+    bob_events = events.get("/v1/events", headers=bob).get_json()["data"]
+    assert [e["type"] for e in bob_events] == ["user.created"]
+    assert not {e["id"] for e in alice_events} & {e["id"] for e in bob_events}
+    assert events.get(f"/v1/events/{alice_events[0]['id']}", headers=bob).status_code == 404
