@@ -19,8 +19,6 @@ import ipaddress
 import re
 from typing import Any
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_utils import keccak, to_checksum_address
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -317,6 +315,11 @@ def decode_signature(signature: str) -> bytes:
 
 
 def recover_eoa(message: str, signature: bytes) -> str | None:
+    # Imported here: eth_account costs ~0.6 s of every auth/accounts cold start, and only a
+    # wallet sign-in needs it.
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
     if len(signature) != 65:
         return None
     try:
