@@ -5,7 +5,6 @@ A unique project id per test isolates Firestore and Pub/Sub state without resets
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import uuid
 

@@ -14,16 +14,14 @@ verifies against a dummy argon2 hash so it costs the same time.
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
 import logging
-import secrets
 from typing import Any
 
 from google.cloud import firestore
 
 from shared.identity import directory, passwords
+from shared.identity.opaque import new_token, token_hash
 from shared.identity.config import identity_settings
 from shared.identity.email import email_sender, reset_message, verification_message
 from shared.identity.profile import to_resource as user_resource
@@ -143,11 +141,7 @@ def login(deps, *, password: str, email: str | None = None, username: str | None
 # --- email tokens ----------------------------------------------------------------------------
 
 def _new_token(purpose: str) -> str:
-    return _TOKEN_PREFIX[purpose] + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return new_token(_TOKEN_PREFIX[purpose])
 
 
 def _send_token_email(deps, user: dict[str, Any], purpose: str) -> bool:
@@ -157,7 +151,7 @@ def _send_token_email(deps, user: dict[str, Any], purpose: str) -> bool:
     ttl = (settings.email_verification_ttl_seconds if purpose == VERIFY
            else settings.password_reset_ttl_seconds)
     token = _new_token(purpose)
-    db.collection(EMAIL_TOKENS).document(_token_hash(token)).create({
+    db.collection(EMAIL_TOKENS).document(token_hash(token)).create({
         "purpose": purpose, "user_id": user["id"], "email": user["email"], "created_at": now,
         "expires_at": now + dt.timedelta(seconds=ttl), "used_at": None})
     build = verification_message if purpose == VERIFY else reset_message
@@ -187,7 +181,7 @@ def _check_token(snap, purpose: str, now: dt.datetime) -> dict[str, Any]:
 def _token_snap_ref(db, token: str, purpose: str):
     if not isinstance(token, str) or not token.startswith(_TOKEN_PREFIX[purpose]):
         raise InvalidRequest("This link or code is invalid.", param="token", code="invalid_token")
-    return db.collection(EMAIL_TOKENS).document(_token_hash(token))
+    return db.collection(EMAIL_TOKENS).document(token_hash(token))
 
 
 def resend_verification(deps, user_id: str) -> dict[str, Any]:

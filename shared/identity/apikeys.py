@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import logging
 import re
@@ -26,6 +25,7 @@ from typing import Any, Iterable
 from google.cloud import firestore
 
 from shared.identity.config import identity_settings
+from shared.identity.opaque import token_hash
 from shared.identity.scopes import invalid_scopes
 from shared.platform.auth import Principal
 from shared.platform.clock import rfc3339
@@ -52,8 +52,6 @@ def new_secret(livemode: bool) -> str:
     return ("sk_live_" if livemode else "sk_test_") + body
 
 
-def secret_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _status(doc: dict[str, Any], now: dt.datetime) -> str:
@@ -96,7 +94,7 @@ def _new_doc(*, owner_id: str, name: str | None, scopes: list[str], livemode: bo
              rolled_from: str | None = None) -> tuple[dict[str, Any], str]:
     secret = new_secret(livemode)
     doc = {"id": new_id("key"), "owner_id": owner_id, "name": name, "prefix": secret[:PREFIX_LENGTH],
-           "secret_hash": secret_hash(secret), "scopes": scopes, "livemode": livemode,
+           "secret_hash": token_hash(secret), "scopes": scopes, "livemode": livemode,
            "status": "active", "created_at": now, "last_used_at": None, "expires_at": expires_at,
            "revoked_at": None, "rolled_from": rolled_from, "rolled_to": None}
     return doc, secret
@@ -205,7 +203,7 @@ def authenticate_api_key(deps, secret: str) -> Principal:
     """Resolve a secret key to its principal, or raise 401. One query, rarely one write."""
     if not _SECRET_RE.match(secret):
         raise _invalid_key()
-    digest = secret_hash(secret)
+    digest = token_hash(secret)
     db, now = deps.db, deps.clock.now()
     snaps = list(db.collection(COLLECTION)
                  .where(filter=firestore.FieldFilter("secret_hash", "==", digest)).limit(1).stream())

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import secrets
 import threading
 import time
@@ -41,6 +40,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from google.cloud import firestore
 
 from shared.identity.config import identity_settings
+from shared.identity.opaque import new_token, token_hash
 from shared.identity.tokens import issue_access_token
 from shared.platform.clock import rfc3339
 from shared.platform.errors import AuthenticationError, NotFound
@@ -59,11 +59,7 @@ MAX_TXN_REVOCATIONS = 200
 # --- refresh token primitives -----------------------------------------------------------------
 
 def new_refresh_token() -> str:
-    return REFRESH_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return new_token(REFRESH_PREFIX)
 
 
 def _seal_key(parent_token: str) -> bytes:

@@ -20,7 +20,8 @@ from shared.platform import auth as auth_mod
 from shared.platform import logs
 from shared.platform.deps import Deps, get_deps
 from shared.platform.errors import (INTERNAL_ERROR, InvalidRequest, MethodNotAllowed, NotFound,
-                                    PayloadTooLarge, PayloomError, UnsupportedMediaType)
+                                    PayloadTooLarge, PayloomError, PermissionDenied,
+                                    UnsupportedMediaType)
 from shared.platform.ids import new_id
 from shared.platform.idempotency import (IdempotencyStore, StoredResponse, fingerprint,
                                          validate_key)
@@ -251,7 +252,6 @@ class Router:
         principal = auth_mod.authenticate(request.headers, deps.settings, ip=client_ip(request, deps.settings))
         kinds = (route.auth,) if isinstance(route.auth, str) else route.auth
         if principal.kind not in kinds:
-            from shared.platform.errors import PermissionDenied
             raise PermissionDenied("This credential type cannot call this endpoint.",
                                    code="principal_not_allowed")
         principal.require_scopes(route.scopes)

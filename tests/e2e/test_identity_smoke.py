@@ -1,6 +1,5 @@
 """Identity end to end on the running stack: email, SMS and OIDC simulators wired by the stack."""
 import re
-import time
 import urllib.parse
 import uuid
 

@@ -28,9 +28,10 @@ def http_functions():
     return [f for f in manifest.functions() if f["trigger"] == "http"]
 
 
-def routes_of(client_app_module):
-    from shared.platform.router import ROUTERS
-    return ROUTERS
+@pytest.fixture
+def clients(function_client, deps):
+    """One test client per function, built once per test (not per hypothesis example)."""
+    return {fn: function_client(fn) for fn in ("auth", "accounts", "wallet", "platform")}
 
 
 @pytest.fixture
@@ -89,11 +90,9 @@ def test_hostile_input_never_500s(fn, function_client, deps, user_headers):
                                             | st.text(max_size=40),
                                             lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
                                             max_leaves=6), max_size=5))
-def test_random_json_bodies_never_500(payload, function_client, deps, user_headers):
+def test_random_json_bodies_never_500(payload, clients, user_headers):
     from shared.platform.router import ROUTERS
-    for fn in ("auth", "accounts", "wallet", "platform"):
-        client = function_client(fn) if fn not in _clients else _clients[fn]
-        _clients[fn] = client
+    for fn, client in clients.items():
         prefix = f"/v1/{manifest.function(fn)['path']}"
         for router in [r for r in ROUTERS if r.name == fn]:
             for route in router.routes:
@@ -104,5 +103,3 @@ def test_random_json_bodies_never_500(payload, function_client, deps, user_heade
                                 content_type="application/json")
                 _assert_sane(r, f"POST {path} {payload!r}")
 
-
-_clients: dict = {}

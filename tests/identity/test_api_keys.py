@@ -9,6 +9,7 @@ from shared.identity import apikeys
 from shared.identity.scopes import KNOWN_SCOPES
 from shared.platform.clock import FrozenClock
 from tests.identity.helpers import assert_error, events_of
+from shared.identity.opaque import token_hash
 
 
 def key_headers(secret):
@@ -31,7 +32,7 @@ def test_create_shows_the_secret_once_and_stores_only_its_hash(deps, signup, me)
     assert key["scopes"] == ["account:read", "api_keys:read"] and key["status"] == "active"
     doc = deps.db.collection("api_keys").document(key["id"]).get().to_dict()
     assert key["secret"] not in str(doc)
-    assert doc["secret_hash"] == apikeys.secret_hash(key["secret"])
+    assert doc["secret_hash"] == token_hash(key["secret"])
     again = me.get(f"/v1/me/api_keys/{key['id']}", headers=alice.headers).get_json()
     assert "secret" not in again and again["prefix"] == key["prefix"]
     listed = me.get("/v1/me/api_keys", headers=alice.headers).get_json()

@@ -46,7 +46,7 @@ def test_balances_and_p2p_by_username_phone_and_wallet_address(deps, wallet, mak
 
 def test_bad_input_is_a_clear_4xx_envelope(deps, wallet, make_user, policy):
     policy(generous_policy())
-    (a, ha), (b, hb) = make_user(), make_user()
+    (a, ha), (b, _) = make_user(), make_user()
     fund(deps, a, 500)
     bu = deps.db.collection("users").document(b).get().get("username")
     au = deps.db.collection("users").document(a).get().get("username")
@@ -173,7 +173,7 @@ def test_csv_statement(deps, wallet, make_user, policy):
 
 
 def test_backend_records_link_onchain_hashes_to_entries(deps, wallet, make_user, service_headers):
-    (a, ha), (b, hb) = make_user(), make_user()
+    (a, ha), (b, _) = make_user(), make_user()
     fund(deps, a, 2_000_000, "USDC")
     tx = next(t.to_dict() for t in deps.db.collection("ledger_transfers").stream())
     body = {"user_id": a, "transfer_id": tx["id"], "tx_hash": "0x" + "ab" * 32, "chain_id": 31611,
