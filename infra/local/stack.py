@@ -30,6 +30,9 @@ INSTALL_HINT = (
     "or, on Debian/Ubuntu with Google's apt repository,\n"
     "  sudo apt-get install google-cloud-cli-{component}")
 ANVIL_VERSION = "1.7.1"
+# Several gateway worker processes, so one that dies (a crash, the OOM killer) takes only its
+# own in-flight requests with it; gunicorn's master replaces it.
+GATEWAY_WORKERS = int(os.environ.get("PAYLOOM_GATEWAY_WORKERS", "3"))
 LOG_DIR = ROOT / ".local" / "logs"
 
 
@@ -285,9 +288,7 @@ class Stack:
         if "pubsub" in c:
             self.provision_pubsub()
         if "gateway" in c:
-            gw = Proc("gateway", [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "8",
-                                  "--bind", f"127.0.0.1:{p.gateway}", "--access-logfile", "-",
-                                  "--timeout", "120", "infra.local.gateway:app"],
+            gw = Proc("gateway", gateway_argv(p.gateway),
                       p.gateway, env={**self.env(), "PAYLOOM_GATEWAY_AUTOLOAD": "1",
                                       "PYTHONPATH": str(ROOT)},
                       health_url=f"http://127.0.0.1:{p.gateway}/v1/platform/ping")
@@ -357,6 +358,15 @@ class Stack:
                 ("scheduler", "cron entries from functions/manifest.yaml"),
                 ("logs", str(LOG_DIR.relative_to(ROOT)) + "/")]
         return "\n".join(f"  {k:<30} {v}" for k, v in rows)
+
+
+def gateway_argv(port: int, workers: int = GATEWAY_WORKERS) -> list[str]:
+    """gunicorn on loopback: ``workers`` processes of 8 threads, each loading every function,
+    with a worker class that answers gunicorn's own 400/414/431 in the error envelope."""
+    return [sys.executable, "-m", "gunicorn", "--workers", str(max(2, workers)), "--threads", "8",
+            "--worker-class", "infra.local.gateway_worker.EnvelopeThreadWorker",
+            "--bind", f"127.0.0.1:{port}", "--access-logfile", "-", "--timeout", "120",
+            "infra.local.gateway:app"]
 
 
 def _manifest():

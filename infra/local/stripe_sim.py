@@ -1,6 +1,6 @@
 """A loopback Stripe: the PaymentIntents HTTP API and signed webhooks, for local runs and tests.
 
-It speaks the real protocol so the production adapter (``shared/wallet/ports.py``) is the code
+It speaks the real protocol so the production adapter (``shared/adapters/stripe_cards.py``) is the code
 under test: form-encoded POSTs, ``Authorization: Bearer sk_…`` (or HTTP Basic with the key as
 user), ``Idempotency-Key`` (same key + same params → the stored response, replayed; same key +
 other params → 400 ``idempotency_error``), Stripe-shaped errors (402 ``card_error`` with the

@@ -286,6 +286,16 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+# Upstream logs two INFO lines per waiting task on every 0.1 s poll ("Processing next task",
+# "scheduled for future execution"): a few delayed tasks grew the log by hundreds of MB an hour.
+# Only those per-poll lines are dropped; creations, dispatches and failures are still logged.
+POLL_NOISE = ("[TASKS] Processing next task", "is scheduled for future execution", "[TASKS] Tasks were:")
+
+
+def _drop_poll_noise(record) -> bool:  # a logging filter: False drops the record
+    return not any(marker in str(record.msg) for marker in POLL_NOISE)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import logging
     import socket
@@ -329,7 +339,9 @@ def _serve(args: argparse.Namespace) -> int:
     upstream.APIThread = LoopbackAPIThread  # Server.__init__ looks the name up at call time
 
     root = logging.getLogger()
-    root.addHandler(logging.StreamHandler(sys.stderr))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_drop_poll_noise)
+    root.addHandler(handler)
     root.setLevel(logging.ERROR if args.quiet else logging.INFO)
 
     # Dispatch uses urllib.request.urlopen() without a timeout; gRPC's sockets are unaffected.

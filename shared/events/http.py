@@ -59,7 +59,7 @@ sweeper = Router("outbox_sweeper")
 
 @sweeper.post("/", auth=SERVICE, idempotent=False)
 def run_sweeper(ctx: Context):
-    """Cloud Scheduler target: republish events whose publish failed after commit."""
-    sent = sweep(ctx.deps.db, ctx.deps.publisher, now=ctx.now,
+    """Cloud Scheduler target: deliver outbox records whose delivery failed after commit."""
+    sent = sweep(ctx.deps.db, ctx.deps.publisher, ctx.deps.tasks, now=ctx.now,
                  min_age_seconds=ctx.deps.settings.outbox_sweep_min_age_seconds)
     return {"object": "sweep", "republished": sent}

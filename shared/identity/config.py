@@ -12,9 +12,10 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The production argon2id parameters (ADR 0010). A test asserts these defaults.
-ARGON2_TIME_COST = 3
-ARGON2_MEMORY_COST_KIB = 65536
+# The production argon2id parameters (ADR 0010): OWASP Password Storage Cheat Sheet's first
+# recommended configuration, m=19 MiB, t=2, p=1. A test asserts these defaults.
+ARGON2_TIME_COST = 2
+ARGON2_MEMORY_COST_KIB = 19456
 ARGON2_PARALLELISM = 1
 
 
@@ -30,6 +31,8 @@ class IdentitySettings(BaseSettings):
     jwt_alg: str = "EdDSA"  # or "ES256"
     issuer: str = "https://api.payloom.dev"
     audience: str = "payloom-api"
+    # RFC 9068 ``client_id`` of access tokens issued to our own apps (sessions record their own).
+    default_client_id: str = "payloom-app"
     access_token_ttl_seconds: int = 3600
     # Accepted clock skew when checking exp/nbf/iat of an access token.
     clock_skew_seconds: int = 5
@@ -47,6 +50,16 @@ class IdentitySettings(BaseSettings):
     argon2_parallelism: int = ARGON2_PARALLELISM
     password_min_length: int = 10
     password_max_length: int = 128
+    # Consecutive password failures per account (NIST SP 800-63B 5.2.2): from ``lockout_after``
+    # failures on, each new failure locks password sign-in for a back-off that doubles (from
+    # ``lockout_base_seconds`` up to ``lockout_max_seconds``); at ``hard_lock_after`` failures
+    # password sign-in stays locked until a password reset. Attempts per account per minute are
+    # capped by ``login_attempts_per_minute`` (email and username share one budget).
+    login_attempts_per_minute: int = 10
+    lockout_after: int = 10
+    lockout_base_seconds: int = 60
+    lockout_max_seconds: int = 3600
+    hard_lock_after: int = 100
 
     # --- email tokens -------------------------------------------------------------------
     email_verification_ttl_seconds: int = 24 * 3600

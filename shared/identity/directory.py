@@ -12,6 +12,7 @@ Other capabilities (wallet P2P, payments) resolve people only through ``find_use
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from google.cloud import firestore
@@ -21,12 +22,20 @@ HANDLES = "user_handles"
 HANDLE_KINDS = ("username", "email", "phone", "wallet", "social", "did")
 
 
+def _handle_value(kind: str, value: str) -> str:
+    value = value.strip()
+    return value.lower() if kind in ("username", "email", "wallet") else value
+
+
 def handle_key(kind: str, value: str) -> str:
+    """The handle's document id. Values Firestore cannot use in an id (a ``/`` is legal in an
+    email's local part and in a provider's subject; ids are capped at 1,500 bytes) are hashed
+    under ``kind#``, which no plain ``kind:`` key can equal."""
     if kind not in HANDLE_KINDS:
         raise ValueError(f"unknown handle kind {kind!r}")
-    value = value.strip()
-    if kind in ("username", "email", "wallet"):
-        value = value.lower()
+    value = _handle_value(kind, value)
+    if "/" in value or len(value.encode()) > 1000:
+        return f"{kind}#" + hashlib.sha256(value.encode()).hexdigest()
     return f"{kind}:{value}"
 
 
@@ -39,7 +48,7 @@ def claim_handle(db, txn, kind: str, value: str, user_id: str, now) -> None:
 
     Callers read ``handle_ref`` in the same transaction first to give a clean 409.
     """
-    txn.create(handle_ref(db, kind, value), {"kind": kind, "value": handle_key(kind, value).split(":", 1)[1],
+    txn.create(handle_ref(db, kind, value), {"kind": kind, "value": _handle_value(kind, value),
                                             "user_id": user_id, "created_at": now})
 
 

@@ -12,66 +12,19 @@ logs that a message was suppressed. Production without a URL fails on send (neve
 from __future__ import annotations
 
 import logging
-import threading
 import urllib.parse
 
-import requests
-
 from shared.identity.config import IdentitySettings, identity_settings
-from shared.identity.ports import EmailDeliveryError, EmailMessage, EmailSender
-from shared.platform.ids import new_id
+from shared.identity.ports import EmailDeliveryError, EmailMessage, EmailSender  # noqa: F401
 from shared.platform.logs import get_logger, log
 
 _log = get_logger(__name__)
 
 
-class HttpEmailSender:
-    def __init__(self, base_url: str, api_key: str, *, from_email: str, from_name: str = "",
-                 timeout: float = 10.0, session: requests.Session | None = None):
-        self.url = base_url.rstrip("/") + "/v3/mail/send"
-        self.api_key = api_key
-        self.sender = {"email": from_email, **({"name": from_name} if from_name else {})}
-        self.timeout = timeout
-        self.session = session or requests.Session()
-
-    def payload(self, message: EmailMessage) -> dict:
-        content = [{"type": "text/plain", "value": message.text}]
-        if message.html:
-            content.append({"type": "text/html", "value": message.html})
-        return {"personalizations": [{"to": [{"email": message.to}]}], "from": self.sender,
-                "subject": message.subject, "content": content,
-                "categories": [message.category],
-                "custom_args": {k: str(v) for k, v in message.metadata.items()}}
-
-    def send(self, message: EmailMessage) -> str:
-        try:
-            resp = self.session.post(self.url, json=self.payload(message), timeout=self.timeout,
-                                     headers={"Authorization": f"Bearer {self.api_key}"})
-        except requests.RequestException as exc:
-            raise EmailDeliveryError(f"email provider unreachable: {type(exc).__name__}") from exc
-        if resp.status_code not in (200, 202):
-            raise EmailDeliveryError(f"email provider answered {resp.status_code}")
-        return resp.headers.get("X-Message-Id") or new_id("msg")
-
-
-class MemoryEmailSender:
-    """Local/test fallback when no email API is configured: keeps messages in memory."""
-
-    def __init__(self):
-        self.messages: list[EmailMessage] = []
-        self._lock = threading.Lock()
-
-    def send(self, message: EmailMessage) -> str:
-        with self._lock:
-            self.messages.append(message)
-        log(_log, logging.INFO, "email kept in memory (no PAYLOOM_IDENTITY_EMAIL_API_URL)",
-            to=message.to, subject=message.subject, category=message.category)
-        return new_id("msg")
-
-
-class UnconfiguredEmailSender:
-    def send(self, message: EmailMessage) -> str:
-        raise EmailDeliveryError("PAYLOOM_IDENTITY_EMAIL_API_URL is not configured")
+# The SendGrid-protocol client and the local fallbacks live in shared/adapters now (issue 7);
+# re-exported here so identity keeps working.
+from shared.adapters.email_sendgrid import (HttpEmailSender, MemoryEmailSender,  # noqa: E402,F401
+                                            UnconfiguredEmailSender)
 
 
 def build_email_sender(settings: IdentitySettings, *, production: bool) -> EmailSender:
@@ -117,3 +70,35 @@ def reset_message(settings: IdentitySettings, to: str, token: str, ttl_seconds: 
         html=(f"<p>Someone asked to reset the password of your Payloom account. The link works "
               f"once and for {minutes} minutes:</p><p><a href=\"{link}\">Reset my password</a></p>"
               "<p>Resetting signs you out everywhere. If this was not you, ignore this email.</p>"))
+
+
+def lockout_message(settings: IdentitySettings, to: str, *, hard: bool) -> EmailMessage:
+    reset = f"{settings.app_base_url.rstrip('/')}/forgot-password"
+    what = ("Password sign-in to your Payloom account is now locked until the password is reset"
+            if hard else "Password sign-in to your Payloom account is paused for a while")
+    return EmailMessage(
+        to=to, subject="Too many failed sign-in attempts on your Payloom account",
+        category="login_locked",
+        text=(f"{what}, after many wrong passwords in a row.\n\nIf this was you, wait or reset "
+              f"your password: {reset}\nIf it was not, someone may be guessing your password: "
+              "reset it and turn on two-factor authentication. Other sign-in methods still work."))
+
+
+def queue_email(uow, message: EmailMessage, *, user_id: str | None = None) -> None:
+    """Send ``message`` after ``uow`` commits, with retries (``shared.notify``'s queue).
+
+    Never inside the request: the message is written in the same commit as the state change
+    and a consumer delivers it. Until ``shared.notify`` is installed, this falls back to a
+    direct, logged-on-failure send.
+    """
+    try:
+        from shared.notify import queue_email as notify_queue_email
+    except ImportError:  # pragma: no cover - until shared.notify lands
+        try:
+            email_sender(uow.deps).send(message)
+        except Exception as exc:  # noqa: BLE001 — the user can ask again
+            log(_log, logging.WARNING, "email delivery failed", category=message.category,
+                user_id=user_id, error=type(exc).__name__)
+        return
+    notify_queue_email(uow, to=message.to, subject=message.subject, text=message.text,
+                       html=message.html, category=message.category, user_id=user_id)

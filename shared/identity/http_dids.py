@@ -1,11 +1,12 @@
 """DIDs: the user's linked DIDs (/v1/me/dids) and public resolution (/v1/auth/dids/{did})."""
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.identity import did as did_service
 from shared.identity import limits
 from shared.identity.api import accounts_api, auth_api
+from shared.platform.ids import is_id
 from shared.platform.models import RequestModel
 from shared.platform.ratelimit import Limit
 from shared.platform.router import PUBLIC, Context, Result
@@ -21,6 +22,13 @@ class RegisterDidRequest(RequestModel):
     did: str = Field(..., min_length=1, max_length=did_service.MAX_DID_LENGTH)
     challenge_id: str | None = Field(None, max_length=64)
     signature: str | None = Field(None, max_length=400, description="base64url, for did:key.")
+
+    @field_validator("challenge_id")
+    @classmethod
+    def _challenge_id(cls, v):
+        if v is not None and not is_id(v, "dch"):  # it names a Firestore document
+            raise ValueError("not a DID challenge id")
+        return v
 
 
 @accounts_api.get("/dids", auth=("user",), rate_limits=[(limits.ME_READ, "principal")])

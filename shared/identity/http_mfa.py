@@ -4,6 +4,7 @@ from __future__ import annotations
 from shared.identity import limits, mfa
 from shared.identity.api import accounts_api, auth_api
 from shared.identity.models import CodeRequest, MfaVerifyRequest
+from shared.identity.tokens import no_store
 from shared.platform.router import PUBLIC, Context
 
 
@@ -12,8 +13,9 @@ from shared.platform.router import PUBLIC, Context
 def verify(ctx: Context):
     """Complete a login's ``mfa_challenge`` with a TOTP or backup code: returns the tokens."""
     b = ctx.body
-    return mfa.verify_challenge(ctx.deps, challenge_id=b.challenge_id, code=b.code, method=b.method,
-                                ip=ctx.ip, user_agent=ctx.request.headers.get("User-Agent"))
+    return no_store(mfa.verify_challenge(ctx.uow, challenge_id=b.challenge_id, code=b.code,
+                                         method=b.method, ip=ctx.ip,
+                                         user_agent=ctx.request.headers.get("User-Agent")))
 
 
 @accounts_api.get("/mfa", auth=("user",), rate_limits=[(limits.ME_READ, "principal")])

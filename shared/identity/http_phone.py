@@ -12,8 +12,9 @@ from pydantic import ConfigDict, Field
 
 from shared.identity import otp
 from shared.identity.api import auth_api
+from shared.identity.tokens import no_store
 from shared.platform.models import RequestModel
-from shared.platform.router import PUBLIC, Context, Result
+from shared.platform.router import PUBLIC, Context
 
 
 class PhoneStartRequest(RequestModel):
@@ -40,4 +41,4 @@ def phone_verify(ctx: Context):
     """Check the code: signs in the number's user, creating it if new; returns tokens."""
     out = otp.sign_in_with_code(ctx.deps, phone=ctx.body.phone, code=ctx.body.code.strip(),
                                 ip=ctx.ip, user_agent=ctx.request.headers.get("User-Agent"))
-    return Result(out, status=201 if out["new_user"] else 200)
+    return no_store(out, status=201 if out.get("new_user") else 200)

@@ -5,6 +5,7 @@ from shared.identity import limits, sessions
 from shared.identity.api import accounts_api, auth_api
 from shared.identity.keys import get_keyset
 from shared.identity.models import RefreshRequest
+from shared.identity.tokens import no_store
 from shared.platform.pagination import ListQuery
 from shared.platform.router import PUBLIC, Context, Result
 
@@ -13,8 +14,8 @@ from shared.platform.router import PUBLIC, Context, Result
                rate_limits=[(limits.REFRESH_IP, "ip")])
 def refresh(ctx: Context):
     """Exchange a refresh token for a new pair (rotation; reuse revokes the session)."""
-    return sessions.refresh_session(ctx.deps, ctx.body.refresh_token, ip=ctx.ip,
-                                    user_agent=ctx.request.headers.get("User-Agent"))
+    return no_store(sessions.refresh_session(ctx.deps, ctx.body.refresh_token, ip=ctx.ip,
+                                             user_agent=ctx.request.headers.get("User-Agent")))
 
 
 @auth_api.post("/logout", auth=("user",), idempotent=False,

@@ -7,9 +7,10 @@ from shared.identity import limits, social
 from shared.identity.api import accounts_api, auth_api
 from shared.platform import auth as auth_mod
 from shared.platform.errors import AuthenticationError, PermissionDenied
+from shared.identity.tokens import no_store
 from shared.platform.models import RequestModel
 from shared.platform.ratelimit import Limit
-from shared.platform.router import PUBLIC, Context, Result
+from shared.platform.router import PUBLIC, Context
 
 AUTHORIZE_IP = Limit("auth.oauth.authorize.ip", 100, 300)
 CALLBACK_IP = Limit("auth.oauth.callback.ip", 60, 300)
@@ -61,7 +62,7 @@ def _complete(ctx: Context, provider: str, params: CallbackParams):
         error_description=params.error_description, apple_user=params.user,
         bearer_user_id=principal.id if principal else None, ip=ctx.ip,
         user_agent=ctx.request.headers.get("User-Agent"))
-    return Result(out, status=201 if out.get("new_user") is True else 200)
+    return no_store(out, status=201 if out.get("new_user") is True else 200)
 
 
 @auth_api.get("/oauth/{provider}/callback", query=CallbackParams, auth=PUBLIC,

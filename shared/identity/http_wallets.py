@@ -6,6 +6,7 @@ from pydantic import ConfigDict, Field
 from shared.identity import limits, wallets
 from shared.identity.api import accounts_api, auth_api
 from shared.identity.siwe import MAX_MESSAGE_CHARS
+from shared.identity.tokens import no_store
 from shared.platform.models import RequestModel
 from shared.platform.ratelimit import Limit
 from shared.platform.router import PUBLIC, Context, Result
@@ -63,6 +64,6 @@ def siwe_nonce(ctx: Context):
                rate_limits=[(SIWE_VERIFY_IP, "ip")])
 def siwe_verify(ctx: Context):
     """Sign in with a wallet already linked to an account; returns tokens."""
-    return wallets.sign_in_with_wallet(ctx.deps, message=ctx.body.message,
-                                       signature=ctx.body.signature, ip=ctx.ip,
-                                       user_agent=ctx.request.headers.get("User-Agent"))
+    return no_store(wallets.sign_in_with_wallet(ctx.deps, message=ctx.body.message,
+                                                signature=ctx.body.signature, ip=ctx.ip,
+                                                user_agent=ctx.request.headers.get("User-Agent")))

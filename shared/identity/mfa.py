@@ -32,7 +32,6 @@ from google.cloud import firestore
 
 from shared.identity import directory
 from shared.identity.config import identity_settings
-from shared.identity.sessions import start_session
 from shared.platform.errors import AuthenticationError, Conflict, InvalidRequest, Unprocessable
 from shared.platform.ids import new_id
 
@@ -254,13 +253,14 @@ def regenerate_backup_codes(deps, user_id: str, code: str) -> dict[str, Any]:
 
 # --- the login challenge ---------------------------------------------------------------------
 
-def create_challenge(deps, *, user_id: str, amr: list[str], ip: str | None,
+def create_challenge(uow, *, user_id: str, amr: list[str], ip: str | None,
                      user_agent: str | None) -> dict[str, Any]:
-    settings = identity_settings(deps)
-    db, now = deps.db, deps.clock.now()
+    """A pending second-factor challenge (a blind create in ``uow``); no tokens yet."""
+    settings = identity_settings(uow.deps)
+    now = uow.now
     challenge_id = new_id("mfc", 32)
     expires = now + dt.timedelta(seconds=settings.mfa_challenge_ttl_seconds)
-    db.collection(CHALLENGES).document(challenge_id).create({
+    uow.create(uow.db.collection(CHALLENGES).document(challenge_id), {
         "id": challenge_id, "user_id": user_id, "amr": amr, "ip": ip,
         "user_agent": (user_agent or "")[:512] or None, "status": "pending", "attempts": 0,
         "created_at": now, "expires_at": expires})
@@ -272,47 +272,47 @@ def _challenge_failed() -> AuthenticationError:
     return AuthenticationError("The verification code is not valid.", code="invalid_mfa_code")
 
 
-def verify_challenge(deps, *, challenge_id: str, code: str, method: str | None = None,
+def _challenge_invalid() -> AuthenticationError:
+    return AuthenticationError("This sign-in challenge is no longer valid; sign in again.",
+                               code="mfa_challenge_invalid")
+
+
+def verify_challenge(uow, *, challenge_id: str, code: str, method: str | None = None,
                      ip: str | None = None, user_agent: str | None = None) -> dict[str, Any]:
-    """Complete an MFA challenge with a TOTP or backup code; returns the token pair."""
-    settings = identity_settings(deps)
-    db, now = deps.db, deps.clock.now()
+    """Complete an MFA challenge with a TOTP or backup code; returns the token pair.
+
+    A wrong code still commits (the attempt counts): ``keep_writes_on_error``.
+    """
+    from shared.identity.sessions import open_session
+
+    settings = identity_settings(uow.deps)
+    db, now = uow.db, uow.now
     cref = db.collection(CHALLENGES).document(challenge_id)
-
-    @firestore.transactional
-    def run(txn):
-        csnap = cref.get(transaction=txn)
-        if not csnap.exists:
-            return "missing", None, None
-        challenge = csnap.to_dict()
-        if challenge["status"] != "pending":
-            return "closed", challenge, None
-        if challenge["expires_at"] <= now:
-            txn.update(cref, {"status": "expired"})
-            return "expired", challenge, None
-        mref = _mfa_ref(db, challenge["user_id"])
-        msnap = mref.get(transaction=txn)
-        doc = msnap.to_dict() if msnap.exists else {}
-        update = _consume_code(doc, method, code, now) if doc.get("totp_secret") else None
-        if update is None:
-            attempts = challenge.get("attempts", 0) + 1
-            txn.update(cref, {"attempts": attempts, **({"status": "failed"}
-                              if attempts >= settings.mfa_challenge_max_attempts else {})})
-            return "wrong", challenge, None
-        used = update.pop("_method")
-        txn.update(mref, update)
-        txn.update(cref, {"status": "completed", "completed_at": now, "method": used})
-        return "ok", challenge, used
-
-    outcome, challenge, used = run(db.transaction())
-    if outcome == "missing" or outcome == "closed":
-        raise AuthenticationError("This sign-in challenge is no longer valid; sign in again.",
-                                  code="mfa_challenge_invalid")
-    if outcome == "expired":
+    csnap = uow.get(cref)
+    if not csnap.exists:
+        raise _challenge_invalid()
+    challenge = csnap.to_dict()
+    if challenge["status"] != "pending":
+        raise _challenge_invalid()
+    uow.keep_writes_on_error = True
+    if challenge["expires_at"] <= now:
+        uow.update(cref, {"status": "expired"})
         raise AuthenticationError("This sign-in challenge has expired; sign in again.",
                                   code="mfa_challenge_expired")
-    if outcome == "wrong":
+    mref = _mfa_ref(db, challenge["user_id"])
+    msnap = uow.get(mref)
+    doc = msnap.to_dict() if msnap.exists else {}
+    update = _consume_code(doc, method, code, now) if doc.get("totp_secret") else None
+    if update is None:
+        attempts = challenge.get("attempts", 0) + 1
+        uow.update(cref, {"attempts": attempts, **({"status": "failed"}
+                          if attempts >= settings.mfa_challenge_max_attempts else {})})
         raise _challenge_failed()
+    uow.keep_writes_on_error = False
+    used = update.pop("_method")
+    uow.update(mref, update)
+    uow.update(cref, {"status": "completed", "completed_at": now, "method": used})
     amr = list(challenge.get("amr") or ["pwd"]) + (["otp", "mfa"] if used == "totp" else ["mfa"])
-    return start_session(deps, user_id=challenge["user_id"], amr=amr,
-                         ip=ip or challenge.get("ip"), user_agent=user_agent or challenge.get("user_agent"))
+    return open_session(uow, user_id=challenge["user_id"], amr=amr,
+                        ip=ip or challenge.get("ip"),
+                        user_agent=user_agent or challenge.get("user_agent"))

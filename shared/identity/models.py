@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from shared.platform.ids import is_id
 from shared.platform.models import RequestModel
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{3,30}$")
@@ -116,7 +117,15 @@ class ResetPasswordRequest(SecretModel):
 class MfaVerifyRequest(SecretModel):
     challenge_id: str = Field(..., min_length=1, max_length=64)
     code: str = Field(..., min_length=1, max_length=64)
-    method: Literal["totp", "backup_code"] | None = None
+    method: Literal["totp", "backup_code", "sms"] | None = None
+
+    @field_validator("challenge_id")
+    @classmethod
+    def _challenge_id(cls, v):
+        # It names a Firestore document: only our own id shape may reach the database.
+        if not is_id(v, "mfc"):
+            raise ValueError("not an MFA challenge id")
+        return v
 
 
 # --- /v1/me -------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from shared.identity import directory
 from shared.identity.phone import PhoneNumber, mask, parse_phone
 from shared.identity.ports_sms import SmsError, sms_sender, sms_settings
 from shared.platform.clock import rfc3339
-from shared.platform.errors import (InvalidRequest, PermissionDenied, RateLimited,
+from shared.platform.errors import (InvalidRequest, RateLimited,
                                     ServiceUnavailable)
 from shared.platform.logs import get_logger
 from shared.platform.outbox import publish_events, record_event
@@ -235,7 +235,7 @@ def sign_in_with_code(deps, *, phone: str, code: str, ip: str,
 
     Returns ``start_session(...)``'s answer plus ``user_id`` and ``new_user``.
     """
-    from shared.identity.sessions import start_session
+    from shared.identity.signin import finish_sign_in_now, is_challenge
 
     _verification_limit(deps, ip)
     number = parse_phone(phone)
@@ -274,7 +274,7 @@ def sign_in_with_code(deps, *, phone: str, code: str, ip: str,
     if outcome != "ok":
         _raise_failure(outcome, remaining)
     publish_events(db, deps.publisher, events, topic=deps.settings.events_topic)
-    if user.get("status", "active") != "active":
-        raise PermissionDenied("This account is disabled.", code="account_disabled")
-    session = start_session(deps, user_id=user["id"], amr=["sms"], ip=ip, user_agent=user_agent)
-    return {**session, "user_id": user["id"], "new_user": created}
+    answer = finish_sign_in_now(deps, user, amr=["sms"], ip=ip, user_agent=user_agent)
+    if is_challenge(answer):  # a second factor is on: no tokens yet
+        return answer
+    return {**answer, "user_id": user["id"], "new_user": created}

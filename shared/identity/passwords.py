@@ -1,6 +1,7 @@
 """Password hashing with argon2id (argon2-cffi), explicit parameters (ADR 0010).
 
-Production: time_cost=3, memory_cost=64 MiB, parallelism=1, 16-byte salt, 32-byte hash.
+Production: OWASP's argon2id configuration, memory_cost=19 MiB (19456 KiB), time_cost=2,
+parallelism=1, 16-byte salt, 32-byte hash.
 Tests inject cheaper parameters through ``IdentitySettings`` only. A stored hash made with other
 parameters is re-hashed on the next successful login (``needs_rehash``).
 

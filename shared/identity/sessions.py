@@ -47,6 +47,7 @@ from shared.platform.errors import AuthenticationError, NotFound
 from shared.platform.ids import new_id
 from shared.platform.outbox import Event, publish_events, record_event
 from shared.platform.pagination import ListQuery, paginate
+from shared.platform.uow import run_unit
 
 SESSIONS = "sessions"
 REFRESH_TOKENS = "refresh_tokens"
@@ -107,7 +108,8 @@ def _token_response(deps, session: dict[str, Any], refresh_token: str) -> dict[s
     settings = identity_settings(deps)
     access = issue_access_token(deps, user_id=session["user_id"], session_id=session["id"],
                                 scopes=session.get("scopes") or ("*",),
-                                amr=session.get("amr") or ("pwd",))
+                                amr=session.get("amr") or ("pwd",),
+                                client_id=session.get("client_id"))
     return {"access_token": access, "token_type": "Bearer",
             "expires_in": settings.access_token_ttl_seconds, "refresh_token": refresh_token,
             "session": to_resource(session)}
@@ -115,32 +117,39 @@ def _token_response(deps, session: dict[str, Any], refresh_token: str) -> dict[s
 
 # --- the contract ------------------------------------------------------------------------------
 
-def start_session(deps, *, user_id: str, amr: Iterable[str], ip: str | None,
-                  user_agent: str | None) -> dict[str, Any]:
-    """Open a session for an authenticated user and return its first token pair.
+def open_session(uow, *, user_id: str, amr: Iterable[str], ip: str | None,
+                 user_agent: str | None, client_id: str | None = None) -> dict[str, Any]:
+    """Open a session for an authenticated user in ``uow``; returns its first token pair.
 
     Returns ``{access_token, token_type: "Bearer", expires_in, refresh_token, session}``.
     Callers (password login, MFA, phone OTP, social login, SIWE) have already proven who the
     user is; ``amr`` names how (RFC 8176: "pwd", "otp", "mfa", "sms", "fed", "swk", ...).
+    Two blind creates in the unit's commit: no read, no extra round trip.
     """
+    deps, db, now = uow.deps, uow.db, uow.now
     settings = identity_settings(deps)
-    db, now = deps.db, deps.clock.now()
     session_id = new_id("ses")
     refresh = new_refresh_token()
     session = {
         "id": session_id, "user_id": user_id, "status": "active",
         "amr": list(dict.fromkeys(amr)) or ["pwd"], "scopes": ["*"],
+        "client_id": client_id or settings.default_client_id,
         "ip": (ip or None) and str(ip)[:64],
         "user_agent": (user_agent or None) and str(user_agent)[:MAX_USER_AGENT],
         "created_at": now, "last_refreshed_at": None, "refresh_count": 0,
         "expires_at": now + dt.timedelta(seconds=settings.session_max_age_seconds),
         "revoked_at": None, "revoked_reason": None,
     }
-    batch = db.batch()
-    batch.create(_session_ref(db, session_id), session)
-    batch.create(_token_ref(db, token_hash(refresh)), _token_doc(session, now, settings))
-    batch.commit()
+    uow.create(_session_ref(db, session_id), session)
+    uow.create(_token_ref(db, token_hash(refresh)), _token_doc(session, now, settings))
     return _token_response(deps, session, refresh)
+
+
+def start_session(deps, *, user_id: str, amr: Iterable[str], ip: str | None,
+                  user_agent: str | None) -> dict[str, Any]:
+    """``open_session`` in its own unit of work (outside HTTP: tests, tools, the bench)."""
+    return run_unit(deps, lambda uow: open_session(uow, user_id=user_id, amr=amr, ip=ip,
+                                                   user_agent=user_agent))
 
 
 def _token_doc(session: dict[str, Any], now: dt.datetime, settings) -> dict[str, Any]:
@@ -268,6 +277,25 @@ def revoke_sessions_in_txn(db, txn, user_id: str, now: dt.datetime, reason: str,
     """
     snaps = list(active_sessions_query(db, user_id).limit(MAX_TXN_REVOCATIONS).get(transaction=txn))
     return _plan_revocations(db, txn, snaps, now, reason, except_session_id)
+
+
+def revoke_sessions_in_unit(uow, user_id: str, reason: str, *,
+                            except_session_id: str | None = None) -> list[str]:
+    """Revoke the user's active sessions (up to ``MAX_TXN_REVOCATIONS``) in ``uow``; returns
+    their ids (drop them from the verify cache). Each revoked session was read by the query, so
+    its write is conditional on it being unchanged."""
+    ids = []
+    for snap in uow.query(active_sessions_query(uow.db, user_id).limit(MAX_TXN_REVOCATIONS)):
+        if snap.id == except_session_id:
+            continue
+        session = snap.to_dict()
+        uow.update(snap.reference, {"status": "revoked", "revoked_at": uow.now,
+                                    "revoked_reason": reason})
+        revoked = {**session, "status": "revoked", "revoked_at": uow.now, "revoked_reason": reason}
+        uow.emit("session.revoked", tenant=session["user_id"],
+                 data={"object": to_resource(revoked), "reason": reason})
+        ids.append(snap.id)
+    return ids
 
 
 class Revocations(NamedTuple):

@@ -41,7 +41,7 @@ from shared.identity import directory
 from shared.identity.social_config import OAuthSettings, oauth_settings
 from shared.platform.clock import rfc3339
 from shared.platform.errors import (AuthenticationError, Conflict, InvalidRequest, NotFound,
-                                    PermissionDenied, ServiceUnavailable)
+                                    ServiceUnavailable)
 from shared.platform.ids import derived_id
 from shared.platform.logs import get_logger
 from shared.platform.outbox import publish_events, record_event
@@ -491,7 +491,7 @@ def complete_authorization(deps, *, provider: str, code: str | None, state: str 
 
 
 def _sign_in(deps, ident: ProviderIdentity, *, ip, user_agent) -> dict[str, Any]:
-    from shared.identity.sessions import start_session
+    from shared.identity.signin import finish_sign_in_now, is_challenge
 
     db, now = deps.db, deps.clock.now()
     handle = directory.handle_ref(db, "social", f"{ident.provider}:{ident.subject}")
@@ -526,10 +526,10 @@ def _sign_in(deps, ident: ProviderIdentity, *, ip, user_agent) -> dict[str, Any]
 
     user, created, events = run(db.transaction())
     publish_events(db, deps.publisher, events, topic=deps.settings.events_topic)
-    if user.get("status", "active") != "active":
-        raise PermissionDenied("This account is disabled.", code="account_disabled")
-    session = start_session(deps, user_id=user["id"], amr=["fed"], ip=ip, user_agent=user_agent)
-    return {**session, "user_id": user["id"], "new_user": created, "provider": ident.provider}
+    answer = finish_sign_in_now(deps, user, amr=["fed"], ip=ip, user_agent=user_agent)
+    if is_challenge(answer):  # a second factor is on: no tokens yet
+        return answer
+    return {**answer, "user_id": user["id"], "new_user": created, "provider": ident.provider}
 
 
 def link_identity(deps, user_id: str, ident: ProviderIdentity) -> dict[str, Any]:

@@ -1,7 +1,11 @@
 """Access tokens: short-lived JWTs (RFC 9068 shape) signed by the newest key of the key set.
 
 Claims: ``iss``, ``aud``, ``sub`` (user id), ``sid`` (session id), ``scope`` (space separated),
-``amr`` (RFC 8176 methods), ``iat``, ``nbf``, ``exp``, ``jti``; header ``kid``, ``typ: at+jwt``.
+``amr`` (RFC 8176 methods), ``client_id`` (RFC 9068 2.2: the app the session was issued to),
+``iat``, ``nbf``, ``exp``, ``jti``; header ``kid``, ``typ: at+jwt``.
+
+Token responses must not be cached (RFC 6749 5.1): routes that return tokens wrap them with
+``no_store`` (``Cache-Control: no-store``, ``Pragma: no-cache``).
 
 Verification is strict and explicit:
 * the header must name a ``kid`` we hold, and its ``alg`` must be exactly that key's alg (the
@@ -34,8 +38,19 @@ class InvalidToken(AuthenticationError):
     code = "invalid_token"
 
 
+NO_STORE_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def no_store(body: Any, status: int | None = None):
+    """A route result carrying tokens: never cached by browsers or proxies (RFC 6749 5.1)."""
+    from shared.platform.router import Result
+    if isinstance(body, Result):
+        return Result(body.body, body.status or status, {**body.headers, **NO_STORE_HEADERS})
+    return Result(body, status, dict(NO_STORE_HEADERS))
+
+
 def issue_access_token(deps, *, user_id: str, session_id: str, scopes: Iterable[str] = ("*",),
-                       amr: Iterable[str] = ("pwd",)) -> str:
+                       amr: Iterable[str] = ("pwd",), client_id: str | None = None) -> str:
     settings = identity_settings(deps)
     now = deps.clock.now()
     key = get_keyset(deps).signing_key(now)
@@ -43,6 +58,7 @@ def issue_access_token(deps, *, user_id: str, session_id: str, scopes: Iterable[
     claims = {
         "iss": settings.issuer, "aud": settings.audience, "sub": user_id, "sid": session_id,
         "scope": " ".join(sorted(set(scopes))), "amr": list(amr),
+        "client_id": client_id or settings.default_client_id,
         "iat": iat, "nbf": iat, "exp": iat + settings.access_token_ttl_seconds,
         "jti": new_id("jti", 22),
     }

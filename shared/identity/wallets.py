@@ -230,7 +230,7 @@ def unlink_wallet(deps, *, user_id: str, address: str) -> None:
 def sign_in_with_wallet(deps, *, message: str, signature: str, ip: str | None,
                         user_agent: str | None) -> dict[str, Any]:
     """SIWE sign-in for a wallet already linked to an account (no sign-up by wallet)."""
-    from shared.identity.sessions import start_session
+    from shared.identity.signin import finish_sign_in_now, is_challenge
 
     cfg = siwe_settings(deps)
     sig = decode_signature(signature)
@@ -242,7 +242,9 @@ def sign_in_with_wallet(deps, *, message: str, signature: str, ip: str | None,
         raise AuthenticationError("This wallet is not linked to an account. Sign in another way "
                                   "and link it first.", code="wallet_not_linked")
     user = directory.get_user(deps.db, user_id)
-    if user is None or user.get("status", "active") != "active":
+    if user is None:
         raise PermissionDenied("This account is disabled.", code="account_disabled")
-    session = start_session(deps, user_id=user_id, amr=["swk"], ip=ip, user_agent=user_agent)
-    return {**session, "user_id": user_id, "address": msg.address}
+    answer = finish_sign_in_now(deps, user, amr=["swk"], ip=ip, user_agent=user_agent)
+    if is_challenge(answer):  # a second factor is on: no tokens yet
+        return answer
+    return {**answer, "user_id": user_id, "address": msg.address}

@@ -9,7 +9,6 @@ the balance sums the main document and every shard (one ``get_all``).
 """
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from typing import Any
@@ -22,6 +21,9 @@ from shared.platform.errors import NotFound, Unprocessable
 from shared.platform.ids import derived_id
 
 DEFAULT_HOT_SHARDS = 16
+# A wallet's credits (P2P, top-ups, refunds) are blind increments into one of its shards, so
+# payers into one recipient never contend; its debits stay in the main document (checked).
+WALLET_SHARDS = 4
 
 # System account kinds: (flags, shard count). See docs/decisions/0020-ledger.md.
 #  topup_clearing  money received from card acquirers (Stripe) before it settles to our float;
@@ -35,9 +37,9 @@ DEFAULT_HOT_SHARDS = 16
 SYSTEM_KINDS: dict[str, tuple[AccountFlags, int]] = {
     "topup_clearing": (AccountFlags(hot=True), DEFAULT_HOT_SHARDS),
     "external": (AccountFlags(hot=True), DEFAULT_HOT_SHARDS),
-    "float": (AccountFlags(), 0),
+    "float": (AccountFlags(), 1),
     "fees": (AccountFlags(debits_must_not_exceed_credits=True, hot=True), DEFAULT_HOT_SHARDS),
-    "rewards": (AccountFlags(debits_must_not_exceed_credits=True), 0),
+    "rewards": (AccountFlags(debits_must_not_exceed_credits=True), 1),
     "settlement": (AccountFlags(debits_must_not_exceed_credits=True, hot=True), DEFAULT_HOT_SHARDS),
 }
 
@@ -54,7 +56,8 @@ def wallet_template(user_id: str, asset: str) -> AccountTemplate:
     assets.get_asset(asset)
     return AccountTemplate(id=user_wallet_id(user_id, asset), asset=asset, owner_type="user",
                            owner_id=user_id, kind="wallet",
-                           flags=AccountFlags(debits_must_not_exceed_credits=True))
+                           flags=AccountFlags(debits_must_not_exceed_credits=True),
+                           shard_count=WALLET_SHARDS)
 
 
 def system_template(kind: str, asset: str, key: str = "", *, shard_count: int | None = None) -> AccountTemplate:
@@ -135,53 +138,50 @@ def ensure_system_account(db, kind: str, asset: str, now, key: str = "") -> str:
     return template.id
 
 
-def close_account(db, account_id: str, now) -> dict[str, Any]:
-    """Close an account: no further transfers may touch it. Its history stays."""
-    from google.cloud import firestore
+def close_account(uow, account_id: str) -> dict[str, Any]:
+    """Close an account: no further transfers may touch it. Its history stays.
 
-    ref = account_ref(db, account_id)
-
-    @firestore.transactional
-    def run(txn):
-        snap = ref.get(transaction=txn)
-        if not snap.exists:
-            raise NotFound(f"No such account: '{account_id}'", param="account_id",
-                           code="account_not_found")
-        doc = snap.to_dict()
-        if doc.get("debits_pending") or doc.get("credits_pending"):
-            raise Unprocessable("An account with pending transfers cannot be closed.",
-                                code="account_has_pending_transfers")
-        txn.update(ref, {"closed": True, "closed_at": now, "updated_at": now})
-        doc.update(closed=True, closed_at=now)
-        return doc
-
-    doc = run(db.transaction())
-    forget_meta(db, account_id)
+    The main document is read and written in the unit, so a concurrent checked debit of it
+    conflicts; a blind credit racing the close can still land (see the decision record)."""
+    ref = account_ref(uow.db, account_id)
+    snap = uow.get(ref)
+    if not snap.exists:
+        raise NotFound(f"No such account: '{account_id}'", param="account_id",
+                       code="account_not_found")
+    doc = snap.to_dict()
+    total = balance_from(uow.get_all(shard_refs(uow.db, account_id, _shards(doc))).values(), doc)
+    if total.debits_pending or total.credits_pending:
+        raise Unprocessable("An account with pending transfers cannot be closed.",
+                            code="account_has_pending_transfers")
+    uow.update(ref, {"closed": True, "closed_at": uow.now, "updated_at": uow.now})
+    doc.update(closed=True, closed_at=uow.now)
+    forget_meta(uow.db, account_id)
     return doc
 
 
 # --- balances ---------------------------------------------------------------------------------
+def _shards(doc: dict[str, Any]) -> int:
+    return max(1, int(doc.get("shard_count") or 0))
+
+
+def balance_from(shard_snaps, doc: dict[str, Any]) -> Balances:
+    """Main document + Σ shards."""
+    total = Balances.of(doc)
+    for snap in shard_snaps:
+        if snap.exists:
+            total = total + Balances.of(snap.to_dict())
+    return total
+
+
 def read_balances(db, account_ids: list[str]) -> dict[str, tuple[dict[str, Any], Balances]]:
-    """Documents and balances (main + shards for hot accounts) of existing accounts."""
+    """Documents and balances (main + every shard) of existing accounts: two ``get_all``s."""
     snaps = {s.id: s for s in db.get_all([account_ref(db, a) for a in account_ids])}
-    out: dict[str, tuple[dict[str, Any], Balances]] = {}
-    hot_refs: dict[str, list] = {}
-    for acc_id in account_ids:
-        snap = snaps.get(acc_id)
-        if snap is None or not snap.exists:
-            continue
-        doc = snap.to_dict()
-        out[acc_id] = (doc, Balances.of(doc))
-        if (doc.get("flags") or {}).get("hot"):
-            hot_refs[acc_id] = shard_refs(db, acc_id, int(doc.get("shard_count") or 0))
-    if hot_refs:
-        all_refs = [r for refs in hot_refs.values() for r in refs]
-        for snap in db.get_all(all_refs):
-            if snap.exists:
-                acc_id = snap.reference.parent.parent.id
-                doc, bal = out[acc_id]
-                out[acc_id] = (doc, bal + Balances.of(snap.to_dict()))
-    return out
+    docs = {a: snaps[a].to_dict() for a in account_ids if a in snaps and snaps[a].exists}
+    refs = [r for a, doc in docs.items() for r in shard_refs(db, a, _shards(doc))]
+    by_account: dict[str, list] = {a: [] for a in docs}
+    for snap in (db.get_all(refs) if refs else []):
+        by_account[snap.reference.parent.parent.id].append(snap)
+    return {a: (doc, balance_from(by_account[a], doc)) for a, doc in docs.items()}
 
 
 def balance(db, account_id: str) -> Balances:
@@ -198,19 +198,3 @@ def account_resource(doc: dict[str, Any], bal: Balances) -> dict[str, Any]:
             "owner_type": doc["owner_type"], "owner_id": doc["owner_id"], "kind": doc["kind"],
             "flags": doc.get("flags", {}), "closed": bool(doc.get("closed")),
             "created": rfc3339(doc["created_at"]), **bal.summary()}
-
-
-@dataclasses.dataclass
-class ShardPlan:
-    """Which shard a hot-account write lands on: resolutions of a pending transfer reuse the
-    pending's shard so per-shard pending sums stay non-negative; everything else is random."""
-    shard_count: int
-
-    def pick(self, key: str | None) -> int:
-        import hashlib
-        import secrets
-        if self.shard_count <= 1:
-            return 0
-        if key:
-            return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % self.shard_count
-        return secrets.randbelow(self.shard_count)

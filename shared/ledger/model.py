@@ -95,7 +95,7 @@ class AccountTemplate:
     owner_id: str            # user id, or the system kind ("fees", "topup_clearing", …)
     kind: str                # "wallet" | system kind
     flags: AccountFlags
-    shard_count: int = 0     # hot accounts only
+    shard_count: int = 1     # balance shards taking blind writes (16 for hot accounts)
     label: str = ""
 
     def document(self, now) -> dict[str, Any]:
@@ -104,7 +104,7 @@ class AccountTemplate:
         return {"id": self.id, "object": "ledger_account", "asset": self.asset,
                 "owner_type": self.owner_type, "owner_id": self.owner_id, "kind": self.kind,
                 "flags": self.flags.as_dict(),
-                "shard_count": self.shard_count if self.flags.hot else 0,
+                "shard_count": max(1, self.shard_count),
                 "label": self.label, "closed": False, **Balances().as_dict(), "entry_count": 0,
                 "created_at": now, "updated_at": now}
 

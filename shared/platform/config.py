@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         return self.env in ("staging", "prod")
 
+    @property
+    def validate_responses(self) -> bool:
+        """Check every response against its declared model, in tests."""
+        return self.env == "test"
+
     def function_url(self, name: str) -> str:
         """Deployed names use hyphens (Cloud Run allows no underscores); the gateway takes both."""
         return f"{self.functions_base_url.rstrip('/')}/{name.replace('_', '-')}"

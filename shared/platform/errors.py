@@ -78,8 +78,32 @@ class ServiceUnavailable(PayloomError):
     status, type, code = 503, "api_error", "service_unavailable"
 
 
+REALM = "payloom"
+
+
+def www_authenticate(token_rejected: bool) -> str:
+    """RFC 6750 section 3: every 401 names the Bearer scheme; a token that was presented and
+    refused adds ``error="invalid_token"`` (no token at all gets no error code)."""
+    value = f'Bearer realm="{REALM}"'
+    return value + ', error="invalid_token"' if token_rejected else value
+
+
 def error_envelope(type_: str, code: str, message: str, param: str | None = None) -> dict[str, Any]:
     return {"error": {"type": type_, "code": code, "message": message, "param": param}}
+
+
+# Statuses the HTTP layers (werkzeug, the local gateway's server) produce before any router runs.
+_HTTP_CODES = {400: "invalid_request", 404: "unknown_route", 405: "method_not_allowed",
+               408: "request_timeout", 411: "length_required", 413: "payload_too_large",
+               414: "uri_too_long", 415: "unsupported_media_type", 431: "header_fields_too_large"}
+
+
+def http_error_envelope(status: int, reason: str, message: str | None = None) -> dict[str, Any]:
+    """The envelope for a bare HTTP status (no router involved), e.g. 414 URI Too Long."""
+    if status >= 500:
+        return INTERNAL_ERROR
+    code = _HTTP_CODES.get(status) or reason.lower().replace(" ", "_").replace("'", "")
+    return error_envelope("invalid_request_error", code, message or f"{reason} ({status}).")
 
 
 INTERNAL_ERROR = error_envelope("api_error", "internal_error",

@@ -11,15 +11,15 @@ from google.cloud import firestore
 from pydantic import BaseModel, Field
 
 from shared.platform.errors import InvalidRequest
-from shared.platform.models import RequestModel
+from shared.platform.models import DocId, RequestModel
 
 T = TypeVar("T")
 
 
 class ListQuery(RequestModel):
     limit: int = Field(10, ge=1, le=100, description="How many objects to return, 1 to 100.")
-    starting_after: str | None = Field(None, max_length=100,
-                                       description="Cursor: the id of the last object on the previous page.")
+    starting_after: DocId | None = Field(None, max_length=100,
+                                         description="Cursor: the id of the last object on the previous page.")
 
 
 class ListResponse(BaseModel, Generic[T]):

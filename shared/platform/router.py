@@ -15,16 +15,21 @@ from typing import Any, Callable, Iterable, Sequence
 
 import flask
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_jsonable_python
 
 from shared.platform import auth as auth_mod
-from shared.platform import logs
+from shared.platform import jsonbody, logs
+from shared.platform.safe_imports import restore_recursion_limit
 from shared.platform.deps import Deps, get_deps
 from shared.platform.errors import (INTERNAL_ERROR, InvalidRequest, MethodNotAllowed, NotFound,
                                     PayloadTooLarge, PayloomError, PermissionDenied,
-                                    UnsupportedMediaType)
+                                    UnsupportedMediaType, www_authenticate)
 from shared.platform.ids import new_id
-from shared.platform.idempotency import (IdempotencyStore, StoredResponse, fingerprint,
-                                         validate_key)
+from shared.platform.models import is_doc_id
+from shared.platform.errors import IdempotencyError
+from shared.platform.idempotency import (AtomicKey, IdempotencyStore, Replay, StoredResponse,
+                                         fingerprint, validate_key)
+from shared.platform.uow import MAX_ATTEMPTS, Conflicted, Contention, UnitOfWork, backoff
 from shared.platform.ratelimit import Limit, enforce
 
 _log = logs.get_logger(__name__)
@@ -51,11 +56,16 @@ class Route:
     summary: str
     tags: tuple[str, ...]
     form: bool = False
+    atomic: bool = True
+    secret_fields: tuple[str, ...] = ()
     regex: re.Pattern = dataclasses.field(init=False)
+    specificity: tuple[int, ...] = dataclasses.field(init=False)
 
     def __post_init__(self):
         pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path.rstrip("/") or "/")
         self.regex = re.compile(f"^{pattern}/?$")
+        # Literal segments outrank parameters, left to right: /dids/challenge beats /dids/{did}.
+        self.specificity = tuple(0 if seg.startswith("{") else 1 for seg in self.path.strip("/").split("/"))
 
 
 @dataclasses.dataclass
@@ -68,6 +78,7 @@ class Context:
     query: Any = None
     request_id: str = ""
     idempotency_key: str | None = None
+    uow: UnitOfWork | None = None
     response_headers: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
@@ -125,17 +136,22 @@ class Router:
               auth: str | tuple[str, ...] = USER_KINDS, scopes: Iterable[str] = (),
               status: int = 200, idempotent: bool | None = None,
               rate_limits: Sequence[tuple[Limit, str]] = (), inherit_limits: bool = True,
-              summary: str = "", form: bool = False):
+              summary: str = "", form: bool = False, atomic: bool = True,
+              secret_fields: Sequence[str] = ()):
         """``rate_limits``: (Limit, keyed-by) pairs, keyed by "ip", "principal" or "tenant";
         the router's defaults apply too unless ``inherit_limits=False``. ``form=True`` also
         accepts application/x-www-form-urlencoded bodies (providers that POST forms, e.g. Apple's
-        form_post callback)."""
+        form_post callback). ``atomic=False`` is for the rare route that must call the outside
+        world between its reads and its writes: the key is claimed with a lease first and the
+        handler runs once. ``secret_fields``: top-level response fields shown once and never
+        stored under an Idempotency-Key nor replayed (API key secrets)."""
         def register(fn):
             self.routes.append(Route(
                 method.upper(), path, fn, body, query, response, auth, tuple(scopes), status,
                 method.upper() == "POST" if idempotent is None else idempotent,
                 (tuple(self.default_rate_limits) if inherit_limits else ()) + tuple(rate_limits),
-                summary or (fn.__doc__ or "").strip().split("\n")[0], self.tags, form))
+                summary or (fn.__doc__ or "").strip().split("\n")[0], self.tags, form,
+                atomic, tuple(secret_fields)))
             return fn
         return register
 
@@ -153,13 +169,17 @@ class Router:
 
     # --- dispatch ------------------------------------------------------------------------
     def __call__(self, request: flask.Request) -> flask.Response:
+        restore_recursion_limit()
         deps = get_deps()
         request_id = request.headers.get("X-Request-Id") or new_id("req", 20)
         logs.bind(trace_header=request.headers.get("X-Cloud-Trace-Context", ""),
                   request_id=request_id, function=self.name)
         headers = {"Request-Id": request_id}
         try:
-            response = self._dispatch(request, deps, request_id)
+            if request.method == "OPTIONS":
+                response = self._options(request.path)
+            else:
+                response = self._dispatch(request, deps, request_id)
         except PayloomError as exc:
             if exc.status >= 500:
                 logs.log(_log, logging.ERROR, "service error", code=exc.code)
@@ -167,6 +187,9 @@ class Router:
         except Exception:  # noqa: BLE001 — never leak internals
             _log.exception("unhandled error in %s %s", request.method, request.path)
             response = _json_response(500, INTERNAL_ERROR)
+        if response.status_code == 401:
+            token = auth_mod.bearer_token(request.headers, forwarded=deps.settings.is_production)
+            headers["WWW-Authenticate"] = www_authenticate(token_rejected=token is not None)
         for k, v in headers.items():
             response.headers.setdefault(k, v)
         return response
@@ -177,23 +200,35 @@ class Router:
                 return path[len(prefix):] or "/"
         return path or "/"
 
-    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+    def resource_routes(self, method: str, path: str) -> list[tuple[Route, re.Match]]:
+        """The routes of the resource at ``path``: those of its most specific template only, so
+        ``/dids/challenge`` is not also ``/dids/{did}``. NotFound when nothing matches."""
         rel = self.relative_path(path)
-        allowed = []
-        for route in self.routes:
-            m = route.regex.match(rel)
-            if m:
-                if route.method == method:
-                    params = m.groupdict()
-                    for name, value in params.items():
-                        if not _valid_path_value(value):  # no object can have this id
-                            raise NotFound(f"No such object: {value[:64]!r}", param=name)
-                    return route, params
-                allowed.append(route.method)
-        if allowed:
-            raise MethodNotAllowed(f"{method} is not allowed on {path}; use {', '.join(sorted(set(allowed)))}.",
-                                   headers={"Allow": ", ".join(sorted(set(allowed)))})
-        raise NotFound(f"Unrecognized request URL ({method}: {path}).", code="unknown_route")
+        found = [(route, m) for route in self.routes if (m := route.regex.match(rel))]
+        if not found:
+            raise NotFound(f"Unrecognized request URL ({method}: {path[:200]}).", code="unknown_route")
+        best = max(route.specificity for route, _ in found)
+        return [(route, m) for route, m in found if route.specificity == best]
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        routes = self.resource_routes(method, path)
+        wanted = "GET" if method == "HEAD" else method  # HEAD is GET without the body (werkzeug drops it)
+        for route, m in routes:
+            if route.method == wanted:
+                params = m.groupdict()
+                for name, value in params.items():
+                    if not _valid_path_value(value):  # no object can have this id
+                        raise NotFound(f"No such object: {value[:64]!r}", param=name)
+                return route, params
+        allow = _allow_header(route.method for route, _ in routes)
+        raise MethodNotAllowed(f"{method} is not allowed on {path[:200]}; use {allow}.", headers={"Allow": allow})
+
+    def _options(self, path: str) -> flask.Response:
+        """OPTIONS lists exactly the methods routed for this path (RFC 9110 9.3.7)."""
+        allow = _allow_header(route.method for route, _ in self.resource_routes("OPTIONS", path))
+        response = flask.Response(status=204, headers={"Allow": allow})
+        del response.headers["Content-Type"]
+        return response
 
     def _dispatch(self, request: flask.Request, deps: Deps, request_id: str) -> flask.Response:
         route, path_params = self.match(request.method, request.path)
@@ -208,40 +243,102 @@ class Router:
             key = {"ip": ctx.ip, "principal": principal.id, "tenant": principal.tenant_id}[keyed_by]
             rate_headers = enforce(deps.db, rule, key, now).headers()
 
-        store = claim = None
         idem_key = request.headers.get("Idempotency-Key")
-        if idem_key is not None and route.idempotent and request.method in MUTATING:
+        keyed = idem_key is not None and route.idempotent and request.method in MUTATING
+        if keyed:
             ctx.idempotency_key = validate_key(idem_key)
-            store = IdempotencyStore(deps.db, ttl_seconds=deps.settings.idempotency_ttl_seconds,
-                                     lock_seconds=deps.settings.idempotency_lock_seconds)
-            scope = f"{principal.kind}:{principal.tenant_id}:{principal.id}"
-            if principal.kind == "anonymous":  # strangers must not share one key space
-                scope += f":{ctx.ip}"
-            outcome = store.claim(scope, ctx.idempotency_key,
-                                  fingerprint(request.method, self.relative_path(request.path), raw), now)
-            if isinstance(outcome, StoredResponse):
-                resp = flask.Response(outcome.body, status=outcome.status,
-                                      content_type=outcome.content_type)
-                resp.headers["Idempotent-Replayed"] = "true"
-                return resp
-            claim = outcome
-        try:
-            result = route.handler(ctx, **path_params)
-            response = self._render(route, result, ctx)
-        except PayloomError as exc:
-            response = _json_response(exc.status, exc.envelope(), exc.headers)
-        except Exception:
-            _log.exception("unhandled error in %s %s", request.method, request.path)
-            response = _json_response(500, INTERNAL_ERROR)
-        if claim is not None:
-            if response.status_code in RETRYABLE:
-                # "Try again later" is not an outcome: the same key must be able to succeed.
-                store.release(claim)
-            else:
-                # Like Stripe, the first outcome is stored whatever it is, even a 500.
-                store.complete(claim, response.status_code, response.get_data(), response.content_type)
+        scope = f"{principal.kind}:{principal.tenant_id}:{principal.id}"
+        if principal.kind == "anonymous":  # strangers must not share one key space
+            scope += f":{ctx.ip}"
+        fp = fingerprint(request.method, self.relative_path(request.path), raw) if keyed else ""
+        if route.atomic:
+            response = self._run_atomic(route, ctx, path_params, scope if keyed else None, fp, now)
+        else:
+            response = self._run_claimed(route, ctx, path_params, scope if keyed else None, fp, now)
         for k, v in rate_headers.items():
             response.headers.setdefault(k, v)
+        return response
+
+    def _call(self, route: Route, ctx: Context, path_params: dict[str, str]) -> flask.Response:
+        """Run the handler and render its result or its error (writes are decided by caller)."""
+        try:
+            return self._render(route, route.handler(ctx, **path_params), ctx)
+        except PayloomError as exc:
+            if isinstance(exc, Contention):
+                raise
+            if ctx.uow is not None and not ctx.uow.keep_writes_on_error:
+                ctx.uow.discard()
+            return _json_response(exc.status, exc.envelope(), exc.headers)
+
+    def _run_atomic(self, route: Route, ctx: Context, path_params: dict[str, str],
+                    scope: str | None, fp: str, now) -> flask.Response:
+        """The atomic phase: reads, writes, events and the stored response in ONE commit,
+        run again with fresh reads when a concurrent writer got there first."""
+        deps = ctx.deps
+        for attempt in range(MAX_ATTEMPTS):
+            uow = ctx.uow = UnitOfWork(deps, now=now)
+            key = None
+            if scope is not None:
+                key = AtomicKey(deps.db, scope, ctx.idempotency_key, fp, now,
+                                ttl_seconds=deps.settings.idempotency_ttl_seconds)
+                uow.prefetch(key.ref, key.check)
+                if attempt:  # we lost a race: a duplicate may have completed meanwhile
+                    try:
+                        uow.flush_prefetch()
+                    except Replay as replay:
+                        return _replayed(replay.stored)
+            try:
+                response = self._call(route, ctx, path_params)
+            except Replay as replay:
+                return _replayed(replay.stored)
+            except IdempotencyError as exc:  # about the key itself: never stored under it
+                return _json_response(exc.status, exc.envelope(), exc.headers)
+            if response.status_code in RETRYABLE or response.status_code >= 500:
+                return response  # nothing is committed: the same request may succeed later
+            if key is not None:
+                body = _redact(response, route.secret_fields)
+                write = uow.set if uow.was_read(key.ref) else uow.create
+                write(key.ref, key.record(response.status_code, body, response.content_type))
+            try:
+                uow.commit()
+            except Conflicted:
+                backoff(attempt)
+                continue
+            uow.publish()
+            return response
+        raise Contention()
+
+    def _run_claimed(self, route: Route, ctx: Context, path_params: dict[str, str],
+                     scope: str | None, fp: str, now) -> flask.Response:
+        """Routes that call the outside world mid-request: claim the key first (a lease), run
+        once, commit once, then store the response."""
+        deps = ctx.deps
+        store = claim = None
+        if scope is not None:
+            store = IdempotencyStore(deps.db, ttl_seconds=deps.settings.idempotency_ttl_seconds,
+                                     lock_seconds=deps.settings.idempotency_lock_seconds)
+            outcome = store.claim(scope, ctx.idempotency_key, fp, now)
+            if isinstance(outcome, StoredResponse):
+                return _replayed(outcome)
+            claim = outcome
+        ctx.uow = UnitOfWork(deps, now=now)
+        try:
+            response = self._call(route, ctx, path_params)
+            ctx.uow.commit()
+            ctx.uow.publish()
+        except Conflicted:
+            response = _json_response(503, Contention().envelope(), {"Retry-After": "1"})
+        except Contention as exc:
+            response = _json_response(exc.status, exc.envelope(), exc.headers)
+        except Exception:
+            _log.exception("unhandled error in %s %s", ctx.request.method, ctx.request.path)
+            response = _json_response(500, INTERNAL_ERROR)
+        if claim is not None:
+            if response.status_code in RETRYABLE or response.status_code >= 500:
+                store.release(claim)  # "try again later" is not an outcome
+            else:
+                store.complete(claim, response.status_code, _redact(response, route.secret_fields),
+                               response.content_type)
         return response
 
     def _authenticate(self, route: Route, request: flask.Request, deps: Deps) -> auth_mod.Principal:
@@ -269,18 +366,59 @@ class Router:
             return result
         if result is None:
             return flask.Response(status=204 if status == 200 else status, headers=headers)
-        if isinstance(result, BaseModel):
-            payload = result.model_dump(mode="json", by_alias=True)
-        else:
-            payload = result
+        payload = to_jsonable_python(result, by_alias=True)
+        if route.response is not None and ctx.deps.settings.validate_responses:
+            _check_response(route, payload)
         return _json_response(status, payload, headers)
 
 
+def _check_response(route: Route, payload: Any) -> None:
+    """In tests every response is validated against its declared model, so the OpenAPI
+    document's response schemas are exact (a mismatch is a bug: a logged 500)."""
+    try:
+        route.response.model_validate(payload)
+    except ValidationError as exc:
+        raise ResponseMismatch(f"{route.method} {route.path} returned a body that does not match "
+                               f"{route.response.__name__}: {exc.errors()[:3]}") from None
+
+
+class ResponseMismatch(Exception):
+    """A handler returned something other than its declared response model."""
+
+
+def _replayed(stored: StoredResponse) -> flask.Response:
+    resp = flask.Response(stored.body, status=stored.status, content_type=stored.content_type)
+    resp.headers["Idempotent-Replayed"] = "true"
+    return resp
+
+
+def _redact(response: flask.Response, fields: tuple[str, ...]) -> bytes:
+    """The body to store under the key: a secret shown once is never stored nor replayed."""
+    body = response.get_data()
+    if not fields or response.content_type != "application/json":
+        return body
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body
+    if isinstance(payload, dict):
+        for name in fields:
+            if payload.get(name) is not None:
+                payload[name] = None
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return body
+
+
+def _allow_header(methods: Iterable[str]) -> str:
+    methods = set(methods) | {"OPTIONS"}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def _valid_path_value(value: str) -> bool:
-    """Path parameters become Firestore document ids: refuse what Firestore cannot name
-    ('.', '..', '__x__', over 256 characters, control characters)."""
-    return (0 < len(value) <= 256 and value not in (".", "..") and value.isprintable()
-            and not (value.startswith("__") and value.endswith("__")))
+    """Path parameters become Firestore document ids: refuse what Firestore cannot name."""
+    return is_doc_id(value)
 
 
 def _json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> flask.Response:
@@ -316,8 +454,11 @@ def _parse_body(route: Route, request: flask.Request, raw: bytes) -> Any:
     if raw and ctype != "application/json":
         raise UnsupportedMediaType("Send the request body as Content-Type: application/json.")
     try:
-        payload = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError):
+        payload = jsonbody.loads(raw) if raw.strip() else {}
+    except jsonbody.TooDeep:
+        raise InvalidRequest(f"The request body nests deeper than {jsonbody.MAX_DEPTH} levels.",
+                             code="invalid_json") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
     if not isinstance(payload, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")

@@ -22,7 +22,7 @@ def ping(ctx: Context):
 @api.post("/probes", body=CreateProbe, response=Probe, status=201, scopes=["platform:write"])
 def create_probe(ctx: Context):
     """Start a probe through the outbox, Pub/Sub and Cloud Tasks."""
-    return service.create_probe(ctx.deps, tenant=ctx.principal.tenant_id,
+    return service.create_probe(ctx.uow, tenant=ctx.principal.tenant_id,
                                 delay_seconds=ctx.body.delay_seconds, note=ctx.body.note,
                                 idempotency_key=ctx.idempotency_key)
 
@@ -30,7 +30,7 @@ def create_probe(ctx: Context):
 @api.get("/probes/{probe_id}", response=Probe, scopes=["platform:read"])
 def get_probe(ctx: Context, probe_id: str):
     """Retrieve a probe and the time of each hop."""
-    return service.get_probe(ctx.deps, tenant=ctx.principal.tenant_id, probe_id=probe_id)
+    return service.get_probe(ctx.deps.db, tenant=ctx.principal.tenant_id, probe_id=probe_id)
 
 
 @api.get("/probes", query=ListQuery, response=ListResponse[Probe], scopes=["platform:read"])
@@ -49,7 +49,7 @@ tasks = Router("platform_tasks")
 @tasks.post("/probe-due", body=ProbeDue, auth=SERVICE, idempotent=False)
 def probe_due(ctx: Context):
     """Cloud Tasks target: complete the probe (idempotent)."""
-    return service.complete_probe(ctx.deps, probe_id=ctx.body.probe_id)
+    return service.complete_probe(ctx.uow, probe_id=ctx.body.probe_id)
 
 
 consumer = EventConsumer("platform_events")

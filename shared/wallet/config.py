@@ -32,7 +32,7 @@ def wallet_settings() -> WalletSettings:
 def topup_provider(deps: Deps):
     """The configured TopUpProvider (tests put their own in ``deps.extras``)."""
     def build():
-        from shared.wallet.ports import StripeTopUpProvider
+        from shared.adapters.stripe_cards import StripeTopUpProvider
         s = wallet_settings()
         return StripeTopUpProvider(s.stripe_secret_key, s.stripe_webhook_secret,
                                    base_url=s.stripe_api_base)

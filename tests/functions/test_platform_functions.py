@@ -155,27 +155,25 @@ def test_validation_failures_are_not_cached(api, service_headers):
     assert create(api, service_headers, {"delay_seconds": 1}, key="key-3").status_code == 201
 
 
-def test_concurrent_duplicate_gets_409_while_in_progress(function_client, deps, service_headers):
-    class SlowPublisher:
-        def __init__(self, inner):
-            self.inner = inner
-
-        def publish(self, topic, data, attributes):
-            time.sleep(1.5)
-            return self.inner.publish(topic, data, attributes)
-    deps._cache["publisher"] = SlowPublisher(deps.publisher)
-    clients = [function_client("platform"), function_client("platform")]
+def test_concurrent_duplicates_have_one_effect_and_the_same_answer(function_client, deps,
+                                                                   service_headers):
+    """Stripe's atomic phase: the key's record commits with the probe and its event, so of
+    eight concurrent requests with one key exactly one has an effect; the others replay it
+    (or are told it is in progress) — never a second probe, never a 5xx."""
+    clients = [function_client("platform") for _ in range(8)]
 
     def go(i):
         return create(clients[i], service_headers, {"delay_seconds": 1}, key="key-concurrent")
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        f1 = pool.submit(go, 0)
-        time.sleep(0.4)
-        f2 = pool.submit(go, 1)
-        statuses = sorted([f1.result().status_code, f2.result().status_code])
-        second = f2.result()
-    assert statuses == [201, 409]
-    assert err(second)["code"] == "idempotency_key_in_use" and second.headers["Retry-After"] == "1"
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(go, range(8)))
+    assert all(r.status_code in (201, 409) for r in responses), [r.status_code for r in responses]
+    ok = [r for r in responses if r.status_code == 201]
+    assert len({r.get_json()["id"] for r in ok}) == 1
+    assert sum(1 for r in ok if r.headers.get("Idempotent-Replayed") != "true") == 1
+    probes = clients[0].get("/v1/platform/probes", headers=service_headers).get_json()["data"]
+    assert len(probes) == 1
+    events = [d.to_dict() for d in deps.db.collection("events").stream()]
+    assert [e["type"] for e in events] == ["probe.created"]
 
 
 def test_crash_after_commit_then_retry_finds_the_same_probe(api, deps, service_headers):
@@ -196,9 +194,9 @@ def test_event_published_exactly_once_after_commit(api, deps, service_headers, e
     probe = create(api, service_headers, {"delay_seconds": 0}).get_json()
     msgs = pull(events_sub, 1)
     assert len(msgs) == 1
-    event = json.loads(msgs[0].message.data)
+    [event] = json.loads(msgs[0].message.data)["events"]
     assert event["type"] == "probe.created" and event["data"]["object"]["id"] == probe["id"]
-    assert msgs[0].message.attributes["event_id"] == event["id"]
+    assert msgs[0].message.attributes["event_ids"] == event["id"]
     assert pull(events_sub, 1, attempts=2) == []
 
 
@@ -215,7 +213,7 @@ def test_sweeper_function_publishes_after_a_failed_publish(function_client, deps
     r = function_client("outbox_sweeper").post("/", json={}, headers=service_headers)
     assert r.status_code == 200 and r.get_json()["republished"] == 1
     msgs = pull(events_sub, 1)
-    assert json.loads(msgs[0].message.data)["data"]["object"]["id"] == probe["id"]
+    assert json.loads(msgs[0].message.data)["events"][0]["data"]["object"]["id"] == probe["id"]
     again = function_client("outbox_sweeper").post("/", json={}, headers=service_headers)
     assert again.get_json()["republished"] == 0
 

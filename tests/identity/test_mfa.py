@@ -162,11 +162,17 @@ def test_challenge_attempts_are_capped(deps, enrolled, auth):
 
 
 def test_unknown_challenge_and_bad_input(auth):
-    assert_error(auth.post("/v1/auth/mfa/verify", json={"challenge_id": "mfc_nope", "code": "123456"}),
+    unknown = "mfc_" + "A" * 32
+    assert_error(auth.post("/v1/auth/mfa/verify", json={"challenge_id": unknown, "code": "123456"}),
                  401, "mfa_challenge_invalid")
-    assert_error(auth.post("/v1/auth/mfa/verify", json={"challenge_id": "x"}), 400, "parameter_missing")
-    assert_error(auth.post("/v1/auth/mfa/verify", json={"challenge_id": "x", "code": "1",
-                                                        "method": "sms"}), 400)
+    # Ids that Firestore cannot name (or that are not ours) are a 400, never a 500 (issue 7, #2).
+    for bad in ("__main__", "a/b", "mfc_nope", "..", "mfc_" + "A" * 32 + "/x", "usr_" + "A" * 24):
+        assert_error(auth.post("/v1/auth/mfa/verify", json={"challenge_id": bad, "code": "123456"}),
+                     400, "parameter_invalid")
+    assert_error(auth.post("/v1/auth/mfa/verify", json={"challenge_id": unknown}), 400,
+                 "parameter_missing")
+    assert_error(auth.post("/v1/auth/mfa/verify", json={"challenge_id": unknown, "code": "1",
+                                                        "method": "fax"}), 400)
 
 
 def test_disable_and_regenerate_need_a_valid_code(deps, enrolled, me, auth):

@@ -21,10 +21,11 @@ def test_production_argon2_parameters_are_the_documented_ones(monkeypatch):
     for var in ("TIME_COST", "MEMORY_COST_KIB", "PARALLELISM"):
         monkeypatch.delenv(f"PAYLOOM_IDENTITY_ARGON2_{var}", raising=False)
     s = IdentitySettings()
-    assert (s.argon2_time_cost, s.argon2_memory_cost_kib, s.argon2_parallelism) == (3, 65536, 1)
-    assert (identity_config.ARGON2_TIME_COST, identity_config.ARGON2_MEMORY_COST_KIB) == (3, 65536)
+    # OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB (19456 KiB), t=2, p=1 (ADR 0010).
+    assert (s.argon2_time_cost, s.argon2_memory_cost_kib, s.argon2_parallelism) == (2, 19456, 1)
+    assert (identity_config.ARGON2_TIME_COST, identity_config.ARGON2_MEMORY_COST_KIB) == (2, 19456)
     h = passwords.hasher_for(s)
-    assert (h.time_cost, h.memory_cost, h.parallelism, h.hash_len, h.salt_len) == (3, 65536, 1, 32, 16)
+    assert (h.time_cost, h.memory_cost, h.parallelism, h.hash_len, h.salt_len) == (2, 19456, 1, 32, 16)
     assert h.type.name == "ID"
 
 

@@ -48,7 +48,9 @@ def test_issued_token_has_the_documented_claims_and_header(deps, session, keyset
     header = jwt.get_unverified_header(token)
     assert header == {"alg": "EdDSA", "kid": keyset.keys[0].kid, "typ": "at+jwt"}
     claims = verify_access_token(deps, token)
-    assert set(claims) == {"iss", "aud", "sub", "sid", "scope", "amr", "iat", "nbf", "exp", "jti"}
+    assert set(claims) == {"iss", "aud", "sub", "sid", "scope", "amr", "client_id", "iat", "nbf",
+                           "exp", "jti"}
+    assert claims["client_id"] == identity_settings.default_client_id == "payloom-app"  # RFC 9068
     assert claims["sub"] == "usr_tokentest0000000000001"
     assert claims["sid"] == session["session"]["id"]
     assert claims["iss"] == identity_settings.issuer and claims["aud"] == identity_settings.audience

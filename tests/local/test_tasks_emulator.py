@@ -253,3 +253,27 @@ def test_queue_paths_from_manifest():
         "projects/demo-payloom/locations/europe-west1/queues/default",
         "projects/demo-payloom/locations/europe-west1/queues/ledger",
     ]
+
+
+def test_log_stays_small_while_delayed_tasks_wait(tmp_path, receiver):
+    """Upstream logged two lines per waiting task every 0.1 s (436 MB in 14 minutes): the stack
+    runs the emulator at INFO, so that is what this test does too."""
+    log_path = tmp_path / "tasks.log"
+    with open(log_path, "wb") as log, tasks_emulator.launch(port=0, queues=[PRECREATED], quiet=False,
+                                                            stderr=log) as proc:
+        channel = grpc.insecure_channel(proc.address)
+        client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+        ts = timestamp_pb2.Timestamp()
+        ts.FromDatetime(datetime.now(timezone.utc) + timedelta(minutes=10))
+        for i in range(5):
+            client.create_task(parent=PRECREATED, task=tasks_v2.Task(
+                http_request=tasks_v2.HttpRequest(http_method=tasks_v2.HttpMethod.POST,
+                                                  url=f"{receiver.url}/later/{i}"),
+                schedule_time=ts))
+        time.sleep(3)  # ~30 polls of 5 waiting tasks: ~300 lines before the filter
+        channel.close()
+        text = log_path.read_text(errors="replace")
+    assert text.count("Created task") == 5  # real events are still logged
+    assert "Processing next task" not in text and "scheduled for future execution" not in text
+    assert len(text.encode()) < 4000, len(text.encode())
+    assert receiver.requests == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 
 from shared.identity.config import IdentitySettings
+from shared.platform.uow import run_unit
 
 DEFAULT_PASSWORD = "correct horse battery staple"
 FAST_ARGON2 = dict(argon2_time_cost=1, argon2_memory_cost_kib=1024, argon2_parallelism=1)
@@ -35,9 +36,10 @@ def create_user_with_token(deps, username: str | None = None, password: str = DE
     use_fast_password_hashing(deps)
     username = username or f"user_{secrets.token_hex(6)}"
     email = email or f"{username.lower()}@example.com"
-    user = accounts.register_user(deps, email=email, password=password, username=username)
-    pair = accounts.login(deps, username=username, password=password, ip="127.0.0.1",
-                          user_agent="pytest")
+    user = run_unit(deps, lambda uow: accounts.register_user(uow, email=email, password=password,
+                                                             username=username))
+    pair = run_unit(deps, lambda uow: accounts.login(uow, username=username, password=password,
+                                                     ip="127.0.0.1", user_agent="pytest"))
     if pair.get("object") == "mfa_challenge":  # pragma: no cover - new users have no MFA
         raise RuntimeError("a fresh user got an MFA challenge")
     return user["id"], pair["access_token"]

@@ -58,6 +58,7 @@ variable "ttl_fields" {
     idempotency_keys = "expires_at"
     rate_limits      = "expires_at"
     processed_events = "expires_at"
+    outbox           = "expires_at"
     refresh_tokens   = "expires_at"
     email_tokens     = "expires_at"
     mfa_challenges   = "expires_at"

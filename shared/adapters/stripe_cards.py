@@ -1,0 +1,180 @@
+"""Stripe-protocol card payments client (the wallet's top-up provider in production).
+
+``StripeTopUpProvider`` speaks Stripe's PaymentIntents HTTP API (form-encoded, ``Authorization: Bearer sk_…``,
+``Idempotency-Key``) and verifying Stripe's webhook signatures
+(``Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>``, 5 min tolerance).
+Locally and in tests it talks to ``infra/local/stripe_sim.py``, which speaks the same protocol,
+so this adapter is the code under test. It reads no settings: the caller passes the keys and
+the base URL (``shared.wallet.config.topup_provider``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+from typing import Any, Mapping
+
+import requests
+
+from shared.platform.errors import AuthenticationError, InvalidRequest, ServiceUnavailable
+
+DEFAULT_TOLERANCE_SECONDS = 300
+
+
+@dataclasses.dataclass
+class PaymentIntent:
+    id: str
+    status: str              # requires_payment_method | requires_confirmation | requires_action
+    amount: int              # | processing | succeeded | canceled
+    currency: str
+    client_secret: str | None = None
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    last_payment_error: dict[str, Any] | None = None
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> "PaymentIntent":
+        return cls(id=obj["id"], status=obj["status"], amount=int(obj["amount"]),
+                   currency=obj["currency"], client_secret=obj.get("client_secret"),
+                   metadata=dict(obj.get("metadata") or {}),
+                   last_payment_error=obj.get("last_payment_error"))
+
+
+class ProviderDeclined(Exception):
+    """The provider refused the payment (card declined): a final answer, not an outage."""
+
+    def __init__(self, code: str, message: str, intent: PaymentIntent | None):
+        super().__init__(message)
+        self.code, self.message, self.intent = code, message, intent
+
+
+# --- Stripe ------------------------------------------------------------------------------
+def parse_signature_header(header: str) -> tuple[int, list[str]]:
+    timestamp, signatures = None, []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            try:
+                timestamp = int(value)
+            except ValueError:
+                timestamp = None
+        elif key == "v1" and value:
+            signatures.append(value)
+    if timestamp is None or not signatures:
+        raise AuthenticationError("Malformed Stripe-Signature header.", code="invalid_signature")
+    return timestamp, signatures
+
+
+def compute_signature(secret: str, timestamp: int, payload: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+
+
+def verify_stripe_signature(payload: bytes, header: str | None, secret: str, now_unix: int,
+                            tolerance: int = DEFAULT_TOLERANCE_SECONDS) -> None:
+    """Stripe's scheme: any v1 signature may match (secret rotation); timestamp within tolerance."""
+    if not header:
+        raise AuthenticationError("Missing Stripe-Signature header.", code="invalid_signature")
+    if not secret:
+        raise AuthenticationError("Webhook secret not configured.", code="invalid_signature")
+    timestamp, signatures = parse_signature_header(header)
+    expected = compute_signature(secret, timestamp, payload)
+    if not any(hmac.compare_digest(expected, s) for s in signatures):
+        raise AuthenticationError("No signature matches the payload.", code="invalid_signature")
+    if abs(now_unix - timestamp) > tolerance:
+        raise AuthenticationError("The signature timestamp is outside the tolerance.",
+                                  code="signature_timestamp_out_of_tolerance")
+
+
+def _form(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Stripe's form encoding: nested dicts as a[b]=c, lists as a[]=x, booleans lowercase."""
+    out: list[tuple[str, str]] = []
+    for key, value in params.items():
+        name = f"{prefix}[{key}]" if prefix else key
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            out += _form(value, name)
+        elif isinstance(value, (list, tuple)):
+            out += [(f"{name}[]", str(v)) for v in value]
+        elif isinstance(value, bool):
+            out.append((name, "true" if value else "false"))
+        else:
+            out.append((name, str(value)))
+    return out
+
+
+class StripeTopUpProvider:
+    name = "stripe"
+
+    def __init__(self, secret_key: str, webhook_secret: str, *,
+                 base_url: str = "https://api.stripe.com", timeout: float = 15.0,
+                 session: requests.Session | None = None,
+                 tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS):
+        self.secret_key = secret_key
+        self.webhook_secret = webhook_secret
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.tolerance = tolerance_seconds
+
+    def _request(self, method: str, path: str, params: Mapping[str, Any] | None = None,
+                 idempotency_key: str | None = None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self.secret_key}",
+                   "Content-Type": "application/x-www-form-urlencoded"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        try:
+            resp = self.session.request(method, self.base_url + path, headers=headers,
+                                        data=_form(params or {}) if method != "GET" else None,
+                                        timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise ServiceUnavailable("The payment provider could not be reached; retry with the "
+                                     "same Idempotency-Key.", code="provider_unavailable") from exc
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        if resp.status_code < 300:
+            return body
+        err = body.get("error") or {}
+        if resp.status_code == 402 or err.get("type") == "card_error":
+            pi = err.get("payment_intent")
+            raise ProviderDeclined(err.get("decline_code") or err.get("code") or "card_declined",
+                                   err.get("message") or "The card was declined.",
+                                   PaymentIntent.from_json(pi) if pi else None)
+        if resp.status_code in (400, 404) and err.get("type") == "invalid_request_error":
+            raise InvalidRequest(f"Payment provider rejected the request: {err.get('message')}",
+                                 code="provider_invalid_request", param=err.get("param"))
+        raise ServiceUnavailable("The payment provider failed; retry with the same "
+                                 "Idempotency-Key.", code="provider_unavailable")
+
+    def create_payment_intent(self, *, amount: int, currency: str, payment_method: str | None,
+                              metadata: dict[str, str], idempotency_key: str,
+                              confirm: bool = True) -> PaymentIntent:
+        params: dict[str, Any] = {"amount": amount, "currency": currency.lower(),
+                                  "payment_method_types": ["card"], "metadata": metadata}
+        if payment_method:
+            params["payment_method"] = payment_method
+            params["confirm"] = confirm
+        return PaymentIntent.from_json(self._request("POST", "/v1/payment_intents", params,
+                                                     idempotency_key))
+
+    def confirm_payment_intent(self, intent_id: str, *, payment_method: str | None = None,
+                               idempotency_key: str | None = None) -> PaymentIntent:
+        return PaymentIntent.from_json(self._request(
+            "POST", f"/v1/payment_intents/{intent_id}/confirm",
+            {"payment_method": payment_method}, idempotency_key))
+
+    def retrieve_payment_intent(self, intent_id: str) -> PaymentIntent:
+        return PaymentIntent.from_json(self._request("GET", f"/v1/payment_intents/{intent_id}"))
+
+    def verify_webhook(self, payload: bytes, signature_header: str | None, now_unix: int) -> dict[str, Any]:
+        verify_stripe_signature(payload, signature_header, self.webhook_secret, now_unix,
+                                self.tolerance)
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            raise InvalidRequest("The webhook body is not JSON.", code="invalid_json") from None
+        if not isinstance(event, dict) or event.get("object") != "event" or not event.get("id"):
+            raise InvalidRequest("The webhook body is not a Stripe event.", code="invalid_event")
+        return event
