@@ -14,8 +14,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@$(PY) -m pip install -q -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-node_modules/.bin/anvil: package.json
-	@npm install --no-audit --no-fund --silent
+# npm ci installs exactly the committed lockfile and never rewrites it (npm install would).
+node_modules/.bin/anvil: package.json package-lock.json
+	@npm ci --no-audit --no-fund --silent
 	@touch $@
 
 deps: $(STAMP) node_modules/.bin/anvil

@@ -1,11 +1,11 @@
 """events: the events API (HTTP, /v1/events)."""
 import functions_framework
 
-import shared.identity.authn  # noqa: F401  (registers the Bearer JWT / API key authenticator)
 from shared.events.http import api
+from shared.identity.authn import identity_authenticator
 from shared.platform.entry import boot
 
-boot("events")
+boot("events", authenticators=[identity_authenticator])
 
 
 @functions_framework.http

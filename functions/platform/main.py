@@ -1,11 +1,11 @@
 """platform: probes API (HTTP, /v1/platform)."""
 import functions_framework
 
-import shared.identity.authn  # noqa: F401  (registers the Bearer JWT / API key authenticator)
+from shared.identity.authn import identity_authenticator
 from shared.platform.entry import boot
 from shared.probes.http import api
 
-boot("platform")
+boot("platform", authenticators=[identity_authenticator])
 
 
 @functions_framework.http

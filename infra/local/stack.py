@@ -72,7 +72,8 @@ def anvil_binary() -> str:
     if not path.exists():
         if not shutil.which("npm"):
             raise MissingDependency("anvil needs Node.js and npm (apt-get install nodejs npm).")
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=ROOT, check=True)
+        # ci, not install: the committed lockfile (every platform's optional anvil) is used as is
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=ROOT, check=True)
     return str(path)
 
 

@@ -36,7 +36,6 @@ EMAIL_TOKENS = "email_tokens"
 VERIFY, RESET = "verify_email", "reset_password"
 _TOKEN_PREFIX = {VERIFY: "vfy_", RESET: "pwr_"}
 # Per-identifier limits (the per-IP ones are on the routes); see ADR 0010.
-FORGOT_PER_EMAIL = Limit("auth.forgot.email", 5, 3600)
 VERIFY_SEND_PER_USER = Limit("auth.verify_send.user", 5, 3600)
 
 
@@ -238,8 +237,9 @@ def forgot_password(uow, email: str) -> dict[str, Any]:
     counter = snaps[rref.path].to_dict() if snaps[rref.path].exists else {}
     hour = int(now.timestamp()) // 3600
     count = int(counter.get("count") or 0) if counter.get("hour") == hour else 0
-    if count >= FORGOT_PER_EMAIL.limit:
-        raise RateLimited(f"Too many requests; limit is {FORGOT_PER_EMAIL.limit} per hour.",
+    if count >= settings.forgot_per_email_per_hour:
+        raise RateLimited(f"Too many requests; limit is {settings.forgot_per_email_per_hour} "
+                          "per hour.",
                           headers={"Retry-After": str(max(1, (hour + 1) * 3600 - int(now.timestamp())))})
     uow.set(rref, {"hour": hour, "count": count + 1, "updated_at": now,
                    "expires_at": now + dt.timedelta(hours=2)})
@@ -249,7 +249,7 @@ def forgot_password(uow, email: str) -> dict[str, Any]:
     if send:
         _queue_token_email(uow, user, RESET)
     # One event on both paths, so the after-commit publish costs the same (it names no account).
-    uow.emit("password_reset.requested", tenant=user["id"] if send else "anonymous",
+    uow.emit("password_reset.requested", tenant=user["id"] if send else "platform",
              data={"object": {"object": "password_reset_request"}})
     return {"object": "password_reset_request", "email": email,
             "message": "If an account exists for this email, a reset link is on its way."}

@@ -1,6 +1,7 @@
-"""Registers identity's authenticators with the platform (on import).
+"""Identity's authenticator: users' access tokens and API keys.
 
-Every function that accepts users or API keys imports this module in its ``main.py``:
+Every function that accepts users or API keys names it in its ``main.py``:
+``boot("wallet", authenticators=[identity_authenticator])``.
 
 * ``Authorization: Bearer sk_test_…`` / ``sk_live_…`` → ``Principal(kind="api_key", id=key id,
   tenant_id=owner user id, scopes=key scopes, livemode=key mode)``;
@@ -15,7 +16,7 @@ from typing import Mapping
 
 from shared.identity.apikeys import authenticate_api_key, looks_like_api_key
 from shared.identity.tokens import principal_scopes, verify_access_token
-from shared.platform.auth import Principal, register_authenticator
+from shared.platform.auth import Principal
 from shared.platform.config import Settings
 from shared.platform.deps import get_deps
 
@@ -34,5 +35,3 @@ def identity_authenticator(token: str, headers: Mapping[str, str],
                          scopes=principal_scopes(claims), session_id=claims["sid"])
     return None
 
-
-register_authenticator(identity_authenticator)

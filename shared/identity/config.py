@@ -60,6 +60,8 @@ class IdentitySettings(BaseSettings):
     lockout_base_seconds: int = 60
     lockout_max_seconds: int = 3600
     hard_lock_after: int = 100
+    # Password-reset emails per address per hour (ADR 0010).
+    forgot_per_email_per_hour: int = 5
 
     # --- email tokens -------------------------------------------------------------------
     email_verification_ttl_seconds: int = 24 * 3600

@@ -25,7 +25,6 @@ import re
 import secrets
 from typing import Any
 
-from google.cloud import firestore
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -36,7 +35,6 @@ from shared.platform.clock import rfc3339
 from shared.platform.errors import (InvalidRequest, RateLimited,
                                     ServiceUnavailable)
 from shared.platform.logs import get_logger
-from shared.platform.outbox import publish_events, record_event
 from shared.platform.ratelimit import Limit, enforce
 
 _log = get_logger(__name__)
@@ -61,6 +59,13 @@ class OtpSettings(BaseSettings):
     ip_starts_per_hour: int = 150
     ip_verifications_per_window: int = 30
     ip_verification_window_seconds: int = 300
+    # SMS pumping (issue 7, defect 11): codes go only to these regions (ISO 3166 alpha-2), and
+    # sends are capped per country and per number block (the number minus its last
+    # ``prefix_hidden_digits`` digits), so a bot cannot walk a premium range.
+    allowed_countries: list[str] = ["KH"]
+    sends_per_country_per_hour: int = 1000
+    sends_per_prefix_per_hour: int = 20
+    prefix_hidden_digits: int = Field(4, ge=1, le=8)
 
 
 def otp_settings(deps) -> OtpSettings:
@@ -88,59 +93,83 @@ def _retry_after(seconds: float) -> RateLimited:
 
 # --- sending ----------------------------------------------------------------------------------
 
-def start_verification(deps, *, phone: str, purpose: str, ip: str) -> dict[str, Any]:
+def check_destination(deps, number: PhoneNumber, now: dt.datetime) -> None:
+    """Refuse countries we do not serve, then count the send per number, country and block."""
+    s = otp_settings(deps)
+    if (number.region or "").upper() not in {c.upper() for c in s.allowed_countries}:
+        raise InvalidRequest("Codes cannot be sent to numbers in this country.",
+                             code="phone_country_not_allowed", param="phone")
+    db = deps.db
+    enforce(db, Limit("auth.otp.send.phone.hour", s.sends_per_hour, 3600), number.e164, now)
+    enforce(db, Limit("auth.otp.send.phone.day", s.sends_per_day, 86400), number.e164, now)
+    enforce(db, Limit("auth.otp.send.country.hour", s.sends_per_country_per_hour, 3600),
+            str(number.region), now)
+    enforce(db, Limit("auth.otp.send.prefix.hour", s.sends_per_prefix_per_hour, 3600),
+            number.e164[:-s.prefix_hidden_digits], now)
+
+
+def otp_text(deps, code: str) -> str:
+    s = otp_settings(deps)
+    return (f"{sms_settings(deps).brand} code: {code}\n"
+            f"It expires in {s.ttl_seconds // 60 if s.ttl_seconds % 60 == 0 else s.ttl_seconds}"
+            f"{' min' if s.ttl_seconds % 60 == 0 else ' s'}. Never share it.")
+
+
+def issue_code(uow, number: PhoneNumber, purpose: str) -> dt.datetime:
+    """Store a fresh code for (purpose, number) and queue its SMS, in ``uow``; returns its
+    expiry. One live code per number: a resend sooner than the interval is a 429."""
+    deps, now = uow.deps, uow.now
+    s = otp_settings(deps)
+    ref = _doc_ref(uow.db, purpose, number.e164)
+    resend = dt.timedelta(seconds=s.resend_interval_seconds)
+    current = uow.get(ref)
+    if current.exists and current.get("sent_at") and now < current.get("sent_at") + resend:
+        raise _retry_after((current.get("sent_at") + resend - now).total_seconds())
+    check_destination(deps, number, now)
+    code, salt = new_code(), secrets.token_bytes(16)
+    expires_at = now + dt.timedelta(seconds=s.ttl_seconds)
+    uow.set(ref, {"purpose": purpose, "phone": number.e164, "salt": salt.hex(),
+                  "code_hash": hash_code(code, salt=salt, phone=number.e164, purpose=purpose,
+                                         pepper=s.pepper),
+                  "status": "pending", "attempts": 0, "max_attempts": s.max_attempts,
+                  "created_at": now, "sent_at": now, "expires_at": expires_at,
+                  "consumed_at": None, "purge_at": now + dt.timedelta(days=1)})
+    queue_sms(uow, number, otp_text(deps, code))
+    _log.info("otp queued for %s (%s)", mask(number.e164),
+              number.carrier.name if number.carrier else "-")
+    return expires_at
+
+
+def queue_sms(uow, number: PhoneNumber, body: str) -> None:
+    """The SMS leaves after commit through ``shared.notify`` (never inside the request).
+
+    Until ``shared.notify`` is installed this falls back to a direct send whose failure
+    aborts the unit (so the resend window is not spent)."""
+    try:
+        from shared.notify import queue_sms as notify_queue_sms
+    except ImportError:  # pragma: no cover - until shared.notify lands
+        try:
+            sms_sender(uow.deps).send(number.e164, body)
+        except SmsError as exc:
+            _log.warning("otp sms failed for %s: %s", mask(number.e164), exc)
+            if exc.provider_code in _UNREACHABLE:
+                raise InvalidRequest("This number cannot receive SMS.", code="phone_unreachable",
+                                     param="phone") from None
+            raise ServiceUnavailable("The SMS could not be sent; try again shortly.",
+                                     code="sms_unavailable", headers={"Retry-After": "5"}) from None
+        return
+    notify_queue_sms(uow, to=number.e164, text=body, kind="otp")
+
+
+def start_verification(uow, *, phone: str, purpose: str, ip: str) -> dict[str, Any]:
     """Send a fresh code to ``phone``. The answer never says whether an account exists."""
     if purpose not in PURPOSES:
         raise InvalidRequest(f"purpose must be one of {', '.join(PURPOSES)}.", param="purpose")
+    deps = uow.deps
     s = otp_settings(deps)
-    db, now = deps.db, deps.clock.now()
-    enforce(db, Limit("auth.otp.start.ip", s.ip_starts_per_hour, 3600), ip, now)
+    enforce(uow.db, Limit("auth.otp.start.ip", s.ip_starts_per_hour, 3600), ip, uow.now)
     number = parse_phone(phone)
-    ref = _doc_ref(db, purpose, number.e164)
-    resend = dt.timedelta(seconds=s.resend_interval_seconds)
-
-    snap = ref.get()
-    if snap.exists and snap.get("sent_at") and now < snap.get("sent_at") + resend:
-        raise _retry_after((snap.get("sent_at") + resend - now).total_seconds())
-    enforce(db, Limit("auth.otp.send.phone.hour", s.sends_per_hour, 3600), number.e164, now)
-    enforce(db, Limit("auth.otp.send.phone.day", s.sends_per_day, 86400), number.e164, now)
-
-    code, salt = new_code(), secrets.token_bytes(16)
-    expires_at = now + dt.timedelta(seconds=s.ttl_seconds)
-    doc = {"purpose": purpose, "phone": number.e164, "salt": salt.hex(),
-           "code_hash": hash_code(code, salt=salt, phone=number.e164, purpose=purpose, pepper=s.pepper),
-           "status": "pending", "attempts": 0, "max_attempts": s.max_attempts,
-           "created_at": now, "sent_at": now, "expires_at": expires_at, "consumed_at": None,
-           "provider_id": None, "purge_at": now + dt.timedelta(days=1)}
-
-    @firestore.transactional
-    def claim(txn) -> float | None:
-        current = ref.get(transaction=txn)
-        if current.exists and current.get("sent_at") and now < current.get("sent_at") + resend:
-            return (current.get("sent_at") + resend - now).total_seconds()
-        txn.set(ref, doc)
-        return None
-
-    wait = claim(db.transaction())
-    if wait is not None:  # a concurrent request won the race
-        raise _retry_after(wait)
-
-    body = (f"{sms_settings(deps).brand} code: {code}\n"
-            f"It expires in {s.ttl_seconds // 60 if s.ttl_seconds % 60 == 0 else s.ttl_seconds}"
-            f"{' min' if s.ttl_seconds % 60 == 0 else ' s'}. Never share it.")
-    try:
-        sent = sms_sender(deps).send(number.e164, body)
-    except SmsError as exc:
-        # Nothing reached the phone: free the resend window so the user can try again.
-        ref.update({"status": "failed", "sent_at": None})
-        _log.warning("otp sms failed for %s: %s", mask(number.e164), exc)
-        if exc.provider_code in _UNREACHABLE:
-            raise InvalidRequest("This number cannot receive SMS.", code="phone_unreachable",
-                                 param="phone") from None
-        raise ServiceUnavailable("The SMS could not be sent; try again shortly.",
-                                 code="sms_unavailable", headers={"Retry-After": "5"}) from None
-    ref.update({"provider_id": sent.provider_id})
-    _log.info("otp sent to %s (%s)", mask(number.e164), number.carrier.name if number.carrier else "-")
+    expires_at = issue_code(uow, number, purpose)
     return {"object": "phone_verification", "purpose": purpose, "phone": number.e164,
             "country_code": number.country_code, "region": number.region,
             "carrier": number.carrier.name if number.carrier else None,
@@ -152,45 +181,47 @@ def start_verification(deps, *, phone: str, purpose: str, ip: str) -> dict[str, 
 
 _FAILURES = {
     "missing": ("This code is not valid. Request a new one.", "otp_invalid"),
-    "consumed": ("This code was already used. Request a new one.", "otp_invalid"),
+    # A used code answers exactly like a missing one: "already used" would say the number
+    # signed in recently (account enumeration, issue 7 defect 9).
+    "consumed": ("This code is not valid. Request a new one.", "otp_invalid"),
     "expired": ("This code has expired. Request a new one.", "otp_expired"),
     "dead": ("Too many wrong codes. Request a new one.", "otp_attempts_exceeded"),
     "wrong": ("The code is incorrect.", "otp_incorrect"),
 }
 
 
-def _check_in_txn(txn, ref, *, code: str, number: PhoneNumber, purpose: str, now: dt.datetime,
-                  pepper: str) -> tuple[str, int]:
-    """Read and judge the code inside ``txn``; records the outcome (attempt or consumption).
-
-    Returns (outcome, remaining attempts); outcome "ok" or a key of ``_FAILURES``.
-    Must run before any other write of the transaction (it reads).
-    """
-    snap = ref.get(transaction=txn)
+def judge_code(uow, ref, snap, *, code: str, number: PhoneNumber, purpose: str) -> str:
+    """Judge ``code`` against the stored one (``snap`` of ``ref``, read in ``uow``) and record
+    the outcome: consumption, or one more wrong attempt. Returns "ok"; otherwise raises the
+    failure with ``keep_writes_on_error`` so the wrong attempt is committed."""
+    now = uow.now
     if not snap.exists:
-        return "missing", 0
+        _raise_failure("missing", 0)
     doc = snap.to_dict()
     if doc["status"] == "consumed":
-        return "consumed", 0
+        _raise_failure("consumed", 0)
     if doc["status"] == "dead" or doc["attempts"] >= doc["max_attempts"]:
-        return "dead", 0
+        _raise_failure("dead", 0)
     if doc["status"] != "pending":
-        return "missing", 0
+        _raise_failure("missing", 0)
     if now >= doc["expires_at"]:
-        txn.update(ref, {"status": "expired"})
-        return "expired", 0
-    expected = doc["code_hash"]
+        uow.update(ref, {"status": "expired"})
+        uow.keep_writes_on_error = True
+        _raise_failure("expired", 0)
     given = hash_code(code, salt=bytes.fromhex(doc["salt"]), phone=number.e164, purpose=purpose,
-                      pepper=pepper)
-    if hmac.compare_digest(expected.encode(), given.encode()):
-        txn.update(ref, {"status": "consumed", "consumed_at": now})
-        return "ok", 0
+                      pepper=otp_settings(uow.deps).pepper)
+    if hmac.compare_digest(doc["code_hash"].encode(), given.encode()):
+        uow.update(ref, {"status": "consumed", "consumed_at": now})
+        return "ok"
     attempts = doc["attempts"] + 1
     update: dict[str, Any] = {"attempts": attempts}
     if attempts >= doc["max_attempts"]:
         update["status"] = "dead"
-    txn.update(ref, update)
-    return ("dead" if attempts >= doc["max_attempts"] else "wrong"), doc["max_attempts"] - attempts
+    uow.update(ref, update)
+    uow.keep_writes_on_error = True
+    _raise_failure("dead" if attempts >= doc["max_attempts"] else "wrong",
+                   doc["max_attempts"] - attempts)
+    return "unreachable"
 
 
 def _raise_failure(outcome: str, remaining: int) -> None:
@@ -206,75 +237,61 @@ def _verification_limit(deps, ip: str) -> None:
                            s.ip_verification_window_seconds), ip, deps.clock.now())
 
 
-def verify_code(deps, *, phone: str, code: str, purpose: str, ip: str) -> PhoneNumber:
-    """Check and consume a code (for flows that do their own thing after, e.g. MFA)."""
-    _verification_limit(deps, ip)
+def _checked_input(phone: str, code: str) -> PhoneNumber:
     number = parse_phone(phone)
     if not isinstance(code, str) or not CODE_RE.match(code):
         raise InvalidRequest("The code is 6 digits.", code="parameter_invalid", param="code")
-    db, now = deps.db, deps.clock.now()
-    ref = _doc_ref(db, purpose, number.e164)
-    pepper = otp_settings(deps).pepper
+    return number
 
-    @firestore.transactional
-    def run(txn):
-        return _check_in_txn(txn, ref, code=code, number=number, purpose=purpose, now=now,
-                             pepper=pepper)
 
-    outcome, remaining = run(db.transaction())
-    if outcome != "ok":
-        _raise_failure(outcome, remaining)
+def verify_code(uow, *, phone: str, code: str, purpose: str, ip: str | None) -> PhoneNumber:
+    """Check and consume a code in ``uow`` (for flows that do their own thing after: adding a
+    phone to an account, the SMS second factor)."""
+    if ip:
+        _verification_limit(uow.deps, ip)
+    number = _checked_input(phone, code)
+    ref = _doc_ref(uow.db, purpose, number.e164)
+    judge_code(uow, ref, uow.get(ref), code=code, number=number, purpose=purpose)
     return number
 
 
 # --- phone sign-in / sign-up -----------------------------------------------------------------
 
-def sign_in_with_code(deps, *, phone: str, code: str, ip: str,
+def sign_in_with_code(uow, *, phone: str, code: str, ip: str,
                       user_agent: str | None) -> dict[str, Any]:
-    """Consume the code and, in the same transaction, find or create the phone's user.
+    """Consume the code and, in the same commit, find or create the phone's user; then tokens,
+    or an MFA challenge when the account has a second factor on.
 
-    Returns ``start_session(...)``'s answer plus ``user_id`` and ``new_user``.
+    Returns the token pair plus ``user_id`` and ``new_user`` (or the ``mfa_challenge``).
     """
-    from shared.identity.signin import finish_sign_in_now, is_challenge
+    from shared.identity.signin import finish_sign_in, is_challenge
 
-    _verification_limit(deps, ip)
-    number = parse_phone(phone)
-    if not isinstance(code, str) or not CODE_RE.match(code):
-        raise InvalidRequest("The code is 6 digits.", code="parameter_invalid", param="code")
-    db, now = deps.db, deps.clock.now()
+    _verification_limit(uow.deps, ip)
+    number = _checked_input(phone, code)
+    db, now = uow.db, uow.now
     purpose = "signin"
     ref = _doc_ref(db, purpose, number.e164)
-    pepper = otp_settings(deps).pepper
     handle = directory.handle_ref(db, "phone", number.e164)
-
-    @firestore.transactional
-    def run(txn):
-        # All reads first (Firestore transactions read before they write).
-        held = handle.get(transaction=txn)
-        user = None
-        if held.exists:
-            user = directory.get_user(db, held.get("user_id"), transaction=txn)
-        outcome, remaining = _check_in_txn(txn, ref, code=code, number=number, purpose=purpose,
-                                           now=now, pepper=pepper)
-        if outcome != "ok":
-            return outcome, remaining, None, False, []
-        if user is not None:
-            if not user.get("phone_verified"):
-                txn.update(directory.user_ref(db, user["id"]), {"phone_verified": True})
-            return "ok", 0, user, False, []
+    snaps = uow.get_all([handle, ref])
+    held = snaps[handle.path]
+    judge_code(uow, ref, snaps[ref.path], code=code, number=number, purpose=purpose)
+    created = False
+    if held.exists:
+        usnap = uow.get(directory.user_ref(db, held.get("user_id")))
+        user = usnap.to_dict() if usnap.exists else None
+        if user is None:
+            raise InvalidRequest("This code is not valid. Request a new one.", code="otp_invalid",
+                                 param="code")
+        if not user.get("phone_verified"):
+            uow.update(directory.user_ref(db, user["id"]), {"phone_verified": True})
+    else:
         user = directory.new_user_doc(now=now, phone=number.e164, phone_verified=True)
-        directory.insert_user(db, txn, user, now=now)
-        event = record_event(db, txn, type="user.created", tenant=user["id"], now=now,
-                             data={"object": {"id": user["id"], "object": "user"},
-                                   "method": "phone",
-                                   "carrier": number.carrier.key if number.carrier else None})
-        return "ok", 0, user, True, [event]
-
-    outcome, remaining, user, created, events = run(db.transaction())
-    if outcome != "ok":
-        _raise_failure(outcome, remaining)
-    publish_events(db, deps.publisher, events, topic=deps.settings.events_topic)
-    answer = finish_sign_in_now(deps, user, amr=["sms"], ip=ip, user_agent=user_agent)
+        directory.insert_user(db, uow, user, now=now)
+        uow.emit("user.created", tenant=user["id"],
+                 data={"object": {"id": user["id"], "object": "user"}, "method": "phone",
+                       "carrier": number.carrier.key if number.carrier else None})
+        created = True
+    answer = finish_sign_in(uow, user, amr=["sms"], ip=ip, user_agent=user_agent)
     if is_challenge(answer):  # a second factor is on: no tokens yet
         return answer
     return {**answer, "user_id": user["id"], "new_user": created}

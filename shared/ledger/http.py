@@ -5,12 +5,12 @@ from __future__ import annotations
 from pydantic import Field
 
 from shared.ledger import audit, service
-from shared.platform.models import RequestModel
+from shared.platform.models import DocId, RequestModel
 from shared.platform.router import SERVICE, Context, Router
 
 
 class ExpirePending(RequestModel):
-    pending_id: str = Field(..., max_length=80)
+    pending_id: DocId = Field(..., max_length=80)
 
 
 tasks = Router("ledger_tasks")
@@ -19,13 +19,18 @@ tasks = Router("ledger_tasks")
 @tasks.post("/expire-pending", body=ExpirePending, auth=SERVICE, idempotent=False)
 def expire_pending(ctx: Context):
     """Cloud Tasks target: expire a hold if it is still pending (idempotent)."""
-    return {"object": "ledger_task", **service.expire_pending(ctx.deps, ctx.body.pending_id)}
+    return {"object": "ledger_task", **service.expire_pending(ctx.uow, ctx.body.pending_id)}
+
+
+class RunAudit(RequestModel):
+    full: bool | None = Field(None, description="Scan the whole ledger (default: incremental "
+                              "from the checkpoint, full when the last full run is a week old).")
 
 
 audit_api = Router("ledger_audit")
 
 
-@audit_api.post("/", auth=SERVICE, idempotent=False)
+@audit_api.post("/", body=RunAudit, auth=SERVICE, idempotent=False, atomic=False)
 def run_audit(ctx: Context):
     """Cloud Scheduler target: verify the ledger's invariants; violations emit an event."""
-    return audit.run_audit(ctx.deps)
+    return audit.run_audit(ctx.deps, full=ctx.body.full)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+from typing import Iterable
 
 import flask
 from werkzeug.exceptions import HTTPException
 
 from shared.platform import logs
 from shared.platform import safe_imports  # noqa: F401  (pins the recursion limit before any library)
+from shared.platform.auth import Authenticator, register_authenticator
 from shared.platform.config import get_settings
 from shared.platform.errors import INTERNAL_ERROR, http_error_envelope
 
@@ -15,13 +17,19 @@ from shared.platform.errors import INTERNAL_ERROR, http_error_envelope
 _CRASH_HEADER = ("X-Google-Status", "crash")
 
 
-def boot(function_name: str) -> None:
-    """Configure JSON logging once. The function name comes from the manifest entry.
+def boot(function_name: str, *, authenticators: Iterable[Authenticator] = ()) -> None:
+    """Configure JSON logging once and register the credentials this function accepts.
+
+    ``authenticators`` are named by the entry point (``boot("wallet",
+    authenticators=[identity_authenticator])``): what a function accepts is visible in its
+    ``main.py``, not a side effect of some import.
 
     functions-framework runs ``main.py`` inside its Flask app's context: the app's own answers
     (a URL its catch-all rule cannot match, e.g. a newline in the path) get the error envelope
     too, instead of Flask's HTML pages."""
     logs.configure(get_settings().project_id)
+    for authenticator in authenticators:
+        register_authenticator(authenticator)
     if flask.has_app_context():
         install_error_envelopes(flask.current_app)
 

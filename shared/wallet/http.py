@@ -8,9 +8,10 @@ from shared.platform.ratelimit import Limit
 from shared.platform.router import SERVICE, Context, Router
 from shared.platform.pagination import ListResponse
 from shared.wallet import service
-from shared.wallet.models import (BalanceList, CreateRecord, CreateTopUp, CreateTransfer,
-                                  StatementQuery, StripeWebhook, TopUp, TransactionsQuery,
-                                  WalletRecord, WalletTransaction, WalletTransfer)
+from shared.wallet.models import (BalanceList, CaptureHold, CreateHold, CreateRecord,
+                                  CreateTopUp, CreateTransfer, StatementQuery, StripeWebhook,
+                                  TopUp, TransactionsQuery, WalletHold, WalletRecord,
+                                  WalletTransaction, WalletTransfer)
 
 USER = ("user",)
 
@@ -25,7 +26,7 @@ def get_balances(ctx: Context):
 
 
 @api.post("/topups", body=CreateTopUp, response=TopUp, status=201, scopes=["wallet:write"],
-          auth=USER, rate_limits=[(Limit("wallet.topup", 30, 3600), "principal")])
+          auth=USER, rate_limits=[(Limit("wallet.topup", 30, 3600), "principal")], atomic=False)
 def create_topup(ctx: Context):
     """Top up by card: a PaymentIntent; the wallet is credited when the provider confirms."""
     return service.create_topup(ctx.deps, ctx.principal, ctx.body, ctx.idempotency_key)
@@ -34,7 +35,7 @@ def create_topup(ctx: Context):
 @api.post("/webhooks/stripe", body=StripeWebhook, auth="public", idempotent=False)
 def stripe_webhook(ctx: Context):
     """Stripe's signed events (verified against the raw body, de-duplicated by event id)."""
-    return service.handle_stripe_webhook(ctx.deps, ctx.request.get_data(cache=True),
+    return service.handle_stripe_webhook(ctx.uow, ctx.request.get_data(cache=True),
                                          ctx.request.headers.get("Stripe-Signature"))
 
 
@@ -43,7 +44,33 @@ def stripe_webhook(ctx: Context):
           rate_limits=[(Limit("wallet.p2p", 60, 60), "principal")])
 def create_transfer(ctx: Context):
     """Send money to another user by username, phone or wallet address."""
-    return service.send_p2p(ctx.deps, ctx.principal, ctx.body, ctx.idempotency_key)
+    return service.send_p2p(ctx.uow, ctx.principal, ctx.body, ctx.idempotency_key)
+
+
+@api.post("/holds", body=CreateHold, response=WalletHold, status=201, scopes=["wallet:write"],
+          auth=USER, rate_limits=[(Limit("wallet.p2p", 60, 60), "principal")])
+def create_hold(ctx: Context):
+    """Hold funds for a payee (two-phase): captured by the payee, canceled, or expired."""
+    return service.create_hold(ctx.uow, ctx.principal, ctx.body, ctx.idempotency_key)
+
+
+@api.get("/holds/{hold_id}", response=WalletHold, scopes=["wallet:read"], auth=USER)
+def get_hold(ctx: Context, hold_id: str):
+    """A hold the caller pays or receives."""
+    return service.get_hold(ctx.uow, ctx.principal, hold_id)
+
+
+@api.post("/holds/{hold_id}/capture", body=CaptureHold, response=WalletHold,
+          scopes=["wallet:write"], auth=USER)
+def capture_hold(ctx: Context, hold_id: str):
+    """The payee captures all or part of a hold; the rest goes back to the payer."""
+    return service.capture_hold(ctx.uow, ctx.principal, hold_id, ctx.body, ctx.idempotency_key)
+
+
+@api.post("/holds/{hold_id}/cancel", response=WalletHold, scopes=["wallet:write"], auth=USER)
+def cancel_hold(ctx: Context, hold_id: str):
+    """Either party releases the whole hold."""
+    return service.cancel_hold(ctx.uow, ctx.principal, hold_id, ctx.idempotency_key)
 
 
 @api.get("/transactions", query=TransactionsQuery, response=ListResponse[WalletTransaction],
@@ -65,4 +92,4 @@ def statement(ctx: Context):
 @api.post("/records", body=CreateRecord, response=WalletRecord, status=201, auth=SERVICE)
 def create_record(ctx: Context):
     """Private: the app's backend links its own record (tx hash, note) to a ledger entry."""
-    return service.create_record(ctx.deps, ctx.body, ctx.idempotency_key)
+    return service.create_record(ctx.uow, ctx.body, ctx.idempotency_key)

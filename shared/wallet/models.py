@@ -41,6 +41,20 @@ class CreateTransfer(AmountMixin):
     description: str | None = Field(None, max_length=500)
 
 
+class CreateHold(AmountMixin):
+    """A two-phase payment: funds leave the payer's available balance now, reach the payee on
+    capture, and come back on cancel or after ``timeout_seconds``."""
+    to: Recipient
+    description: str | None = Field(None, max_length=500)
+    timeout_seconds: StrictInt = Field(3600, ge=1, le=30 * 86400,
+                                       description="Released automatically after this long.")
+
+
+class CaptureHold(RequestModel):
+    amount: StrictInt | None = Field(None, ge=1, description="Capture less than the hold "
+                                     "(the rest is released); all of it if omitted.")
+
+
 class CreateTopUp(AmountMixin):
     payment_method: str | None = Field(None, max_length=100,
                                        description="A provider payment method, e.g. pm_card_visa.")
@@ -111,6 +125,23 @@ class WalletTransfer(ResourceModel):
     to: dict[str, Any]
     description: str | None = None
     balance_after: dict[str, int] | None = None
+    created: str
+
+
+class WalletHold(ResourceModel):
+    id: str
+    object: Literal["wallet_hold"] = "wallet_hold"
+    result: Literal["created", "exists"] | None = None
+    status: Literal["pending", "posted", "voided", "expired"]
+    asset: str
+    amount: int
+    amount_decimal: str
+    captured_amount: int | None = None
+    from_: dict[str, Any] = Field(alias="from")
+    to: dict[str, Any]
+    description: str | None = None
+    resolved_by: str | None = None
+    expires_at: str | None = None
     created: str
 
 

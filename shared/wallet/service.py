@@ -1,5 +1,6 @@
-"""Wallet rules: balances, P2P transfers, top-ups through the provider, history, statements and
-the backend's own transaction records. Every money movement is a ledger transfer.
+"""Wallet rules: balances, P2P transfers, holds, top-ups through the provider, history,
+statements and the backend's own transaction records. Every money movement is a ledger transfer
+made through ``shared.ledger.engine`` in the caller's unit of work.
 """
 from __future__ import annotations
 
@@ -9,25 +10,25 @@ import io
 import logging
 from typing import Any
 
-from google.api_core import exceptions as gexc
 from google.cloud import firestore
+from google.cloud.firestore_v1 import FieldFilter
 
 from shared.identity import directory
-from shared.ledger import accounts, assets, engine
-from shared.ledger.model import ENTRIES, TransferSpec
-from shared.ledger.service import get_transfer
+from shared.ledger import accounts, assets, engine, history
+from shared.ledger.model import ENTRIES, PENDING, Balances, TransferSpec
+from shared.ledger.service import get_transfer, transfer_status
 from shared.platform import logs
 from shared.platform.auth import Principal
 from shared.platform.clock import UTC, rfc3339
 from shared.platform.deps import Deps
 from shared.platform.errors import (Conflict, InvalidRequest, NotFound, PayloomError,
-                                    Unprocessable)
+                                    PermissionDenied, Unprocessable)
 from shared.platform.ids import derived_id, new_id
-from shared.platform.outbox import Event, publish_events, record_event
-from shared.platform.pagination import paginate
-from shared.wallet import config, limits
-from shared.wallet.models import (CreateRecord, CreateTopUp, CreateTransfer, StatementQuery,
-                                  TransactionsQuery)
+from shared.platform.models import is_doc_id
+from shared.platform.uow import UnitOfWork, run_unit
+from shared.wallet import config, limits, topups
+from shared.wallet.models import (CaptureHold, CreateHold, CreateRecord, CreateTopUp,
+                                  CreateTransfer, StatementQuery, TransactionsQuery)
 from shared.wallet.ports import ProviderDeclined
 
 TOPUPS = "wallet_topups"
@@ -49,6 +50,13 @@ def _amount(body) -> tuple[assets.Asset, int]:
     return asset, assets.parse_decimal(body.amount_decimal, asset, param="amount_decimal")
 
 
+def _public_balance(bal: Balances | dict[str, int] | None) -> dict[str, int] | None:
+    if bal is None:
+        return None
+    after = bal.summary() if isinstance(bal, Balances) else bal
+    return {k: after[k] for k in ("available", "posted", "pending_in", "pending_out") if k in after}
+
+
 # --- balances -----------------------------------------------------------------------------
 def balances(deps: Deps, principal: Principal) -> dict[str, Any]:
     uid = _user(principal)
@@ -56,7 +64,7 @@ def balances(deps: Deps, principal: Principal) -> dict[str, Any]:
     got = accounts.read_balances(deps.db, list(ids.values()))
     data = []
     for code, acc_id in ids.items():
-        bal = got.get(acc_id, (None, accounts.Balances()))[1]
+        bal = got.get(acc_id, (None, Balances()))[1]
         data.append({"object": "balance", "asset": code, "scale": assets.ASSETS[code].scale,
                      "available": bal.available, "posted": bal.posted,
                      "pending_in": bal.pending_in, "pending_out": bal.pending_out,
@@ -65,13 +73,13 @@ def balances(deps: Deps, principal: Principal) -> dict[str, Any]:
     return {"object": "list", "data": data, "has_more": False, "url": "/v1/wallet/balances"}
 
 
-# --- P2P --------------------------------------------------------------------------------------
-def resolve_recipient(db, to) -> str:
-    user_id = directory.find_user_id(db, username=to.username, phone=to.phone,
-                                     wallet=to.wallet_address)
-    if not user_id:
-        raise NotFound("No user matches that recipient.", code="recipient_not_found", param="to")
-    return user_id
+# --- P2P and holds ------------------------------------------------------------------------------
+def _handle_ref(db, to):
+    for kind, value in (("username", to.username), ("phone", to.phone),
+                        ("wallet", to.wallet_address)):
+        if value:
+            return directory.handle_ref(db, kind, value)
+    raise InvalidRequest("Name the recipient.", code="parameter_missing", param="to")
 
 
 def _remap_param(exc: PayloomError) -> PayloomError:
@@ -90,68 +98,131 @@ def p2p_transfer_id(user_id: str, idempotency_key: str | None) -> str:
     return derived_id("txf", "p2p", user_id, idempotency_key) if idempotency_key else new_id("txf")
 
 
-def send_p2p(deps: Deps, principal: Principal, body: CreateTransfer,
-             idempotency_key: str | None) -> dict[str, Any]:
-    db, now = deps.db, deps.clock.now()
+def _send(uow: UnitOfWork, principal: Principal, body, idempotency_key: str | None, *,
+          pending: bool, kind: str) -> tuple[engine.Outcome, dict[str, Any], int]:
+    """P2P payment or hold from the caller's wallet: every read in one ``get_all`` (recipient
+    handle, the caller's user and usage documents, the caller's wallet and its shards, the
+    transfer ids, the fee account) plus one for the recipient's wallet, then one commit."""
+    db, now = uow.db, uow.now
     uid = _user(principal)
     asset, amount = _amount(body)
-    recipient = resolve_recipient(db, body.to)
+    pol = config.policy(uow.deps)
+    fee = 0 if pending else pol.p2p_fee(asset.code, amount)
+    txf_id = (derived_id("txf", kind, uid, idempotency_key) if kind != "p2p"
+              else p2p_transfer_id(uid, idempotency_key)) if idempotency_key else new_id("txf")
+    sender = accounts.wallet_template(uid, asset.code)
+    fees = accounts.system_template("fees", asset.code)
+    head = TransferSpec(id=txf_id, debit_account_id=sender.id, amount=amount, asset=asset.code,
+                        code=kind, description=body.description, pending=pending,
+                        timeout_seconds=getattr(body, "timeout_seconds", None))
+    fee_spec = TransferSpec(id=derived_id("txf", "p2p-fee", txf_id), debit_account_id=sender.id,
+                            credit_account_id=fees.id, amount=fee, asset=asset.code,
+                            code="p2p_fee", description="Transfer fee",
+                            metadata={"fee_for": txf_id}) if fee else None
+    handle, user, usage = _handle_ref(db, body.to), directory.user_ref(db, uid), limits.usage_ref(db, uid)
+    specs = [head] + ([fee_spec] if fee_spec else [])
+    got = uow.get_all([handle, user, usage] + engine.first_refs(db, specs, [sender, fees]))
+    recipient = got[handle.path].get("user_id") if got[handle.path].exists else None
+    if not recipient:
+        raise NotFound("No user matches that recipient.", code="recipient_not_found", param="to")
     if recipient == uid:
         raise InvalidRequest("You cannot send money to yourself.", code="transfer_to_self",
                              param="to")
-    pol = config.policy(deps)
-    tier_limits = pol.limits_for(directory.kyc_tier(db, uid))
-    fee = pol.p2p_fee(asset.code, amount)
-    # The transfer id derives from the Idempotency-Key: a retry after the idempotency record
-    # was lost (or expired) finds the same ledger transfer and answers "exists".
-    txf_id = p2p_transfer_id(uid, idempotency_key)
-    sender, receiver = accounts.wallet_template(uid, asset.code), accounts.wallet_template(recipient, asset.code)
-    meta = {"from_user": uid, "to_user": recipient}
-    specs = [TransferSpec(id=txf_id, debit_account_id=sender.id, credit_account_id=receiver.id,
-                          amount=amount, asset=asset.code, code="p2p",
-                          description=body.description, metadata=meta)]
-    if fee:
-        fees = accounts.ensure_system_account(db, "fees", asset.code, now)
-        specs.append(TransferSpec(id=derived_id("txf", "p2p-fee", txf_id), debit_account_id=sender.id,
-                                  credit_account_id=fees, amount=fee, asset=asset.code,
-                                  code="p2p_fee", description="Transfer fee",
-                                  metadata={"fee_for": txf_id}))
-    usage = limits.usage_ref(db, uid)
-
-    @firestore.transactional
-    def run(txn):
-        outcome = engine.execute(db, txn, specs, now=now, templates=[sender, receiver],
-                                 extra_refs=[usage])
-        if outcome.created:   # only a new transfer counts toward (or is refused by) the limits
-            snap = outcome.extra[usage.path]
-            doc = limits.count_outgoing(snap.to_dict() if snap.exists else None, tier_limits,
-                                        user_id=uid, asset=asset.code, amount=amount + fee, now=now)
-            txn.set(usage, doc)
-        return outcome
-
+    receiver = accounts.wallet_template(recipient, asset.code)
+    head.credit_account_id = receiver.id
+    head.metadata = {"from_user": uid, "to_user": recipient}
+    tier = int((got[user.path].to_dict() or {}).get("kyc_tier", 0)) if got[user.path].exists else 0
     try:
-        outcome = run(db.transaction())
+        outcome = engine.execute(uow, specs, templates=[sender, receiver, fees])
+        if outcome.created:   # only a new transfer counts toward (or is refused by) the limits
+            snap = got[usage.path]
+            uow.set(usage, limits.count_outgoing(snap.to_dict() if snap.exists else None,
+                                                 pol.limits_for(tier), user_id=uid,
+                                                 asset=asset.code, amount=amount + fee, now=now))
     except PayloomError as exc:
         raise _remap_param(exc)
-    publish_events(db, deps.publisher, outcome.events, topic=deps.settings.events_topic, now=now)
-    main = outcome.results[0]
-    t = main.transfer
-    fee_amount = outcome.results[1].transfer["amount"] if len(outcome.results) > 1 else 0
-    last = outcome.results[-1].transfer
-    after = (last.get("balances_after") or {}).get(sender.id)
-    if main.status == "exists" and t.get("debit_owner") != uid:
+    t = outcome.results[0].transfer
+    if outcome.results[0].status == "exists" and t.get("debit_owner") != uid:
         raise NotFound("No such transfer.", param="Idempotency-Key")
-    return {"id": t["id"], "object": "wallet_transfer", "result": main.status,
+    fee_amount = outcome.results[1].transfer["amount"] if len(outcome.results) > 1 else 0
+    return outcome, t, fee_amount
+
+
+def send_p2p(uow: UnitOfWork, principal: Principal, body: CreateTransfer,
+             idempotency_key: str | None) -> dict[str, Any]:
+    outcome, t, fee = _send(uow, principal, body, idempotency_key, pending=False, kind="p2p")
+    sender = t["debit_account_id"]
+    after = outcome.balances.get(sender) if outcome.created else \
+        (outcome.results[-1].transfer.get("balances_after") or {}).get(sender)
+    return {"id": t["id"], "object": "wallet_transfer", "result": outcome.results[0].status,
             "status": t["status"], "asset": t["asset"], "amount": t["amount"],
-            "amount_decimal": assets.format_decimal(t["amount"], t["asset"]), "fee": fee_amount,
+            "amount_decimal": assets.format_decimal(t["amount"], t["asset"]), "fee": fee,
             "to": {"user_id": t.get("credit_owner")}, "description": t.get("description"),
             "balance_after": _public_balance(after), "created": rfc3339(t["created_at"])}
 
 
-def _public_balance(after: dict[str, int] | None) -> dict[str, int] | None:
-    if not after:
-        return None
-    return {k: after[k] for k in ("available", "posted", "pending_in", "pending_out") if k in after}
+def hold_resource(t: dict[str, Any], *, result: str | None = None) -> dict[str, Any]:
+    return {"id": t["id"], "object": "wallet_hold", "result": result,
+            "status": transfer_status(t), "asset": t["asset"], "amount": t["amount"],
+            "amount_decimal": assets.format_decimal(t["amount"], t["asset"]),
+            "from": {"user_id": t.get("debit_owner")}, "to": {"user_id": t.get("credit_owner")},
+            "description": t.get("description"), "resolved_by": t.get("resolved_by"),
+            "expires_at": rfc3339(t["expires_at"]) if t.get("expires_at") else None,
+            "created": rfc3339(t["created_at"])}
+
+
+def create_hold(uow: UnitOfWork, principal: Principal, body: CreateHold,
+                idempotency_key: str | None) -> dict[str, Any]:
+    """Authorise a payment: a pending transfer from the caller's wallet to the recipient's,
+    released automatically after ``timeout_seconds`` unless captured or canceled."""
+    outcome, t, _ = _send(uow, principal, body, idempotency_key, pending=True, kind="hold")
+    return hold_resource(t, result=outcome.results[0].status)
+
+
+def _own_hold(uow: UnitOfWork, principal: Principal, hold_id: str) -> dict[str, Any]:
+    snap = uow.get(engine.transfer_ref(uow.db, hold_id))
+    doc = snap.to_dict() if snap.exists else None
+    if not doc or doc.get("kind") != PENDING or principal.id not in (doc.get("owners") or []):
+        raise NotFound(f"No such hold: '{hold_id}'", param="id", code="hold_not_found")
+    return doc
+
+
+def get_hold(uow: UnitOfWork, principal: Principal, hold_id: str) -> dict[str, Any]:
+    return hold_resource(_own_hold(uow, principal, hold_id))
+
+
+def capture_hold(uow: UnitOfWork, principal: Principal, hold_id: str, body: CaptureHold,
+                 idempotency_key: str | None) -> dict[str, Any]:
+    """Stripe-like capture by the payee: all of it or less (the rest is released)."""
+    doc = _own_hold(uow, principal, hold_id)
+    if doc.get("credit_owner") != principal.id:
+        raise PermissionDenied("Only the payee captures a hold.", code="hold_capture_by_payee_only")
+    return _resolve(uow, doc, TransferSpec(id=derived_id("txf", "capture", hold_id),
+                                           post_pending_id=hold_id, amount=body.amount,
+                                           code="capture"))
+
+
+def cancel_hold(uow: UnitOfWork, principal: Principal, hold_id: str,
+                idempotency_key: str | None) -> dict[str, Any]:
+    """Either party releases the whole hold."""
+    doc = _own_hold(uow, principal, hold_id)
+    return _resolve(uow, doc, TransferSpec(id=derived_id("txf", "cancel", hold_id),
+                                           void_pending_id=hold_id, code="cancel"))
+
+
+def _resolve(uow: UnitOfWork, doc: dict[str, Any], spec: TransferSpec) -> dict[str, Any]:
+    if doc.get("pending_status") != "pending" and doc.get("resolved_by") != spec.id:
+        raise Unprocessable(f"The hold is already {doc.get('pending_status')}.",
+                            code=f"hold_already_{doc.get('pending_status')}", param="id")
+    if doc.get("resolved_by") == spec.id:   # a retry of this very capture or cancel
+        return hold_resource(doc, result="exists")
+    outcome = engine.execute(uow, [spec])
+    res = outcome.results[0].transfer
+    doc = {**doc, "pending_status": "posted" if spec.post_pending_id else "voided",
+           "resolved_by": res["id"]}
+    out = hold_resource(doc, result=outcome.results[0].status)
+    out["captured_amount"] = res["amount"] if spec.post_pending_id else 0
+    return out
 
 
 # --- top-ups ----------------------------------------------------------------------------------
@@ -174,7 +245,9 @@ def topup_resource(doc: dict[str, Any]) -> dict[str, Any]:
 
 def create_topup(deps: Deps, principal: Principal, body: CreateTopUp,
                  idempotency_key: str | None) -> dict[str, Any]:
-    db, now = deps.db, deps.clock.now()
+    """Record the top-up (unit 1), ask the provider for a PaymentIntent (idempotent on the
+    top-up id), record its answer (unit 2). The top-up exists before the provider can send a
+    webhook about it. The wallet is credited only by the signed webhook."""
     uid = _user(principal)
     asset, amount = _amount(body)
     provider_amount = to_provider_amount(asset, amount)
@@ -184,138 +257,121 @@ def create_topup(deps: Deps, principal: Principal, body: CreateTopUp,
                             code="topup_too_large", param="amount")
     provider = config.topup_provider(deps)
     topup_id = derived_id("tpu", uid, idempotency_key) if idempotency_key else new_id("tpu")
-    ref = db.collection(TOPUPS).document(topup_id)
-    doc = {"id": topup_id, "user_id": uid, "asset": asset.code, "amount": amount,
-           "provider": provider.name, "provider_amount": provider_amount,
-           "currency": asset.code.lower(), "status": "pending", "created_at": now,
-           "updated_at": now}
-    try:
-        ref.create(doc)
-    except gexc.AlreadyExists:
-        doc = ref.get().to_dict()
+    ref = deps.db.collection(TOPUPS).document(topup_id)
+
+    def record(uow: UnitOfWork) -> dict[str, Any]:
+        snap = uow.get(ref)
+        if not snap.exists:
+            doc = {"id": topup_id, "user_id": uid, "asset": asset.code, "amount": amount,
+                   "provider": provider.name, "provider_amount": provider_amount,
+                   "currency": asset.code.lower(), "status": topups.PENDING,
+                   "created_at": uow.now, "updated_at": uow.now}
+            uow.create(ref, doc)
+            return doc
+        doc = snap.to_dict()
         if doc["user_id"] != uid:
             raise NotFound("No such top-up.")
         for field, value in (("asset", asset.code), ("amount", amount)):
             if doc[field] != value:   # the key's stored response expired; the top-up did not
                 raise Conflict(f"Top-up {topup_id} already exists with a different {field}.",
                                code=f"exists_with_different_{field}", param=field)
-        if doc.get("provider_payment_id") and doc["status"] != "pending":
-            return topup_resource(doc)
-    # The provider call is idempotent on the top-up id: a retry re-finds the same intent.
+        return doc
+
+    doc = run_unit(deps, record)
+    if doc.get("provider_payment_id") and doc["status"] != topups.PENDING:
+        return topup_resource(doc)
     try:
         intent = provider.create_payment_intent(
             amount=provider_amount, currency=asset.code.lower(), payment_method=body.payment_method,
             metadata={"topup_id": topup_id, "user_id": uid}, idempotency_key=topup_id)
-        status = {"requires_action": "requires_action", "canceled": "canceled"}.get(intent.status, "pending")
-        if intent.status == "requires_payment_method" and intent.last_payment_error:
-            status = "failed"
+        target = topups.from_intent(intent.status, bool(intent.last_payment_error))
         fields = {"provider_payment_id": intent.id, "client_secret": intent.client_secret,
                   "provider_status": intent.status}
         failure = None
     except ProviderDeclined as exc:
-        status, failure = "failed", exc
+        target, failure = topups.FAILED, exc
         fields = {"provider_payment_id": exc.intent.id if exc.intent else None,
                   "provider_status": exc.intent.status if exc.intent else None,
                   "failure_code": exc.code, "failure_message": exc.message}
 
-    @firestore.transactional
-    def save(txn):
-        current = ref.get(transaction=txn).to_dict()
-        update = {**fields, "updated_at": now}
-        # The webhook may already have credited the top-up: never move it back.
-        if current["status"] in ("pending", "requires_action"):
-            update["status"] = status
-        txn.update(ref, update)
-        current.update(update)
-        return current
+    def save(uow: UnitOfWork) -> dict[str, Any]:
+        current = uow.get(ref).to_dict()
+        # The webhook may already have moved the top-up on: the state machine never goes back.
+        update = {**fields, "status": topups.next_state(current["status"], target),
+                  "updated_at": uow.now}
+        uow.update(ref, update)
+        return {**current, **update}
 
-    doc = save(db.transaction())
+    doc = run_unit(deps, save)
     if failure is not None:
         logs.log(_log, logging.INFO, "top-up declined", topup_id=topup_id, decline=failure.code)
     return topup_resource(doc)
 
 
-def handle_stripe_webhook(deps: Deps, payload: bytes, signature: str | None) -> dict[str, Any]:
-    """``payment_intent.succeeded`` credits the wallet once; duplicates are dropped by event id
-    and, independently, by the ledger transfer id derived from the top-up id."""
-    db, now = deps.db, deps.clock.now()
-    provider = config.topup_provider(deps)
+def handle_stripe_webhook(uow: UnitOfWork, payload: bytes, signature: str | None) -> dict[str, Any]:
+    """``payment_intent.succeeded`` credits the wallet once; duplicates are dropped by the event
+    id marker (written in the same commit) and, independently, by the ledger transfer id."""
+    db, now = uow.db, uow.now
+    provider = config.topup_provider(uow.deps)
     event = provider.verify_webhook(payload, signature, int(now.timestamp()))
     etype = event.get("type")
     obj = ((event.get("data") or {}).get("object")) or {}
     topup_id = (obj.get("metadata") or {}).get("topup_id")
-    marker = db.collection(STRIPE_EVENTS).document(event["id"])
-    handled = etype in ("payment_intent.succeeded", "payment_intent.payment_failed",
-                        "payment_intent.canceled")
-    if not handled or not topup_id:
-        try:
-            marker.create({"id": event["id"], "type": etype, "received_at": now, "expires_at": now + MARKER_TTL, "ignored": True})
-        except gexc.AlreadyExists:
-            pass
+    marker = db.collection(STRIPE_EVENTS).document(str(event["id"]))
+    if not is_doc_id(str(event["id"])):
+        raise InvalidRequest("The event id is not valid.", code="invalid_event")
+    target = topups.WEBHOOK_TARGET.get(etype)
+
+    def mark(result: str) -> None:
+        uow.create(marker, {"id": event["id"], "type": etype, "received_at": now,
+                            "expires_at": now + MARKER_TTL, "result": result})
+
+    if target is None or not isinstance(topup_id, str) or not is_doc_id(topup_id):
+        if not uow.get(marker).exists:
+            mark("ignored")
         return {"received": True, "handled": False}
     ref = db.collection(TOPUPS).document(topup_id)
-    first = ref.get()
-    clearing = accounts.ensure_system_account(db, "topup_clearing", first.get("asset"), now) \
-        if first.exists else None
-
-    @firestore.transactional
-    def run(txn):
-        got = {s.reference.path: s for s in txn.get_all([marker, ref])}
-        mark, tsnap = got[marker.path], got[ref.path]
-        if mark.exists:
-            return "duplicate", []
-        if not tsnap.exists:
-            txn.create(marker, {"id": event["id"], "type": etype, "received_at": now, "expires_at": now + MARKER_TTL,
-                                "result": "unknown_topup"})
-            return "unknown_topup", []
-        topup = tsnap.to_dict()
-        events: list[Event] = []
-        if etype == "payment_intent.succeeded" and topup["status"] == "succeeded":
-            txn.create(marker, {"id": event["id"], "type": etype, "received_at": now, "expires_at": now + MARKER_TTL,
-                                "result": "already_succeeded"})
-            return "already_succeeded", []
-        if etype == "payment_intent.succeeded":
-            asset = assets.get_asset(topup["asset"])
-            if int(obj.get("amount", -1)) != topup["provider_amount"] or \
-                    str(obj.get("currency", "")).lower() != topup["currency"]:
-                txn.create(marker, {"id": event["id"], "type": etype, "received_at": now, "expires_at": now + MARKER_TTL,
-                                    "result": "amount_mismatch"})
-                txn.update(ref, {"status": "failed", "failure_code": "amount_mismatch",
-                                 "updated_at": now})
-                return "amount_mismatch", []
-            wallet = accounts.wallet_template(topup["user_id"], asset.code)
-            spec = TransferSpec(id=derived_id("txf", "topup", topup_id),
-                                debit_account_id=clearing,
-                                credit_account_id=wallet.id, amount=topup["amount"],
-                                asset=asset.code, code="topup", description="Card top-up",
-                                metadata={"topup_id": topup_id, "provider_payment_id": obj.get("id", "")})
-            outcome = engine.execute(db, txn, [spec], now=now, templates=[wallet])
-            events += outcome.events
-            update = {"status": "succeeded", "transfer_id": spec.id,
-                      "provider_payment_id": obj.get("id"), "provider_status": "succeeded",
-                      "succeeded_at": now, "updated_at": now}
-            etype_out = "topup.succeeded"
-        else:
-            if topup["status"] == "succeeded":
-                txn.create(marker, {"id": event["id"], "type": etype, "received_at": now, "expires_at": now + MARKER_TTL,
-                                    "result": "ignored_after_success"})
-                return "ignored", []
-            err = obj.get("last_payment_error") or {}
-            status = "canceled" if etype == "payment_intent.canceled" else "failed"
-            update = {"status": status, "failure_code": err.get("decline_code") or err.get("code"),
-                      "failure_message": err.get("message"), "updated_at": now,
-                      "provider_status": obj.get("status")}
-            etype_out = f"topup.{status}"
-        txn.create(marker, {"id": event["id"], "type": etype, "received_at": now, "expires_at": now + MARKER_TTL, "result": "ok"})
-        txn.update(ref, update)
-        topup.update(update)
-        events.append(record_event(db, txn, type=etype_out, tenant=topup["user_id"], now=now,
-                                   data={"object": topup_resource(topup)}))
-        return "ok", events
-
-    result, events = run(db.transaction())
-    publish_events(db, deps.publisher, events, topic=deps.settings.events_topic, now=now)
-    return {"received": True, "handled": True, "result": result}
+    got = uow.get_all([marker, ref])
+    if got[marker.path].exists:
+        return {"received": True, "handled": True, "result": "duplicate"}
+    if not got[ref.path].exists:
+        mark("unknown_topup")
+        return {"received": True, "handled": True, "result": "unknown_topup"}
+    topup = got[ref.path].to_dict()
+    if not topups.can_move(topup["status"], target):
+        mark(f"ignored_in_{topup['status']}")
+        return {"received": True, "handled": True, "result": f"already_{topup['status']}"
+                if topup["status"] == target else "ignored"}
+    if target == topups.SUCCEEDED:
+        asset = assets.get_asset(topup["asset"])
+        if int(obj.get("amount", -1)) != topup["provider_amount"] or \
+                str(obj.get("currency", "")).lower() != topup["currency"]:
+            mark("amount_mismatch")
+            uow.update(ref, {"status": topups.FAILED, "failure_code": "amount_mismatch",
+                             "updated_at": now})
+            return {"received": True, "handled": True, "result": "amount_mismatch"}
+        wallet = accounts.wallet_template(topup["user_id"], asset.code)
+        clearing = accounts.system_template("topup_clearing", asset.code)
+        spec = TransferSpec(id=derived_id("txf", "topup", topup_id), debit_account_id=clearing.id,
+                            credit_account_id=wallet.id, amount=topup["amount"],
+                            asset=asset.code, code="topup", description="Card top-up",
+                            metadata={"topup_id": topup_id,
+                                      "provider_payment_id": str(obj.get("id", ""))})
+        engine.execute(uow, [spec], templates=[wallet, clearing])
+        update = {"status": topups.SUCCEEDED, "transfer_id": spec.id,
+                  "provider_payment_id": obj.get("id"), "provider_status": "succeeded",
+                  "succeeded_at": now, "updated_at": now}
+    else:
+        err = obj.get("last_payment_error") or {}
+        update = {"status": target, "failure_code": err.get("decline_code") or err.get("code"),
+                  "failure_message": err.get("message"), "updated_at": now,
+                  "provider_status": obj.get("status")}
+    mark("ok")
+    uow.update(ref, update)
+    topup.update(update)
+    uow.emit(f"topup.{update['status']}", tenant=topup["user_id"],
+             data={"object": topup_resource(topup)})
+    return {"received": True, "handled": True, "result": "ok"}
 
 
 # --- history ----------------------------------------------------------------------------------
@@ -337,28 +393,29 @@ def _parse_time(value: str | None, param: str, *, end_of_day: bool = False) -> d
                              code="parameter_invalid", param=param) from None
 
 
-def entry_resource(doc: dict[str, Any]) -> dict[str, Any]:
+def entry_resource(doc: dict[str, Any], after: Balances | None = None) -> dict[str, Any]:
     cp = doc.get("counterparty_owner_id")
     return {"id": doc["id"], "object": "wallet_transaction", "transfer_id": doc["transfer_id"],
             "type": doc.get("code") or doc["kind"], "kind": doc["kind"], "status": doc["status"],
             "direction": "in" if doc["direction"] == "credit" else "out", "asset": doc["asset"],
             "amount": doc["amount"], "amount_decimal": assets.format_decimal(doc["amount"], doc["asset"]),
-            "balance_after": _public_balance(doc.get("balance_after")),
+            "balance_after": _public_balance(after),
             "counterparty": {"user_id": cp} if cp else {"account": "system"},
             "description": doc.get("description"), "pending_id": doc.get("pending_id"),
             "reverses": doc.get("reverses"), "records": doc.get("records") or [],
-            "created": rfc3339(doc["created_at"])}
+            "created": rfc3339(doc.get("committed_at") or doc["created_at"])}
 
 
 def _user_entries(db, uid: str, asset: str | None):
-    q = (db.collection(ENTRIES).where(filter=firestore.FieldFilter("owner_type", "==", "user"))
-         .where(filter=firestore.FieldFilter("owner_id", "==", uid)))
+    q = (db.collection(ENTRIES).where(filter=FieldFilter("owner_type", "==", "user"))
+         .where(filter=FieldFilter("owner_id", "==", uid)))
     if asset:
-        q = q.where(filter=firestore.FieldFilter("asset", "==", assets.get_asset(asset).code))
+        q = q.where(filter=FieldFilter("asset", "==", assets.get_asset(asset).code))
     return q
 
 
 def list_transactions(deps: Deps, principal: Principal, query: TransactionsQuery) -> dict[str, Any]:
+    """Newest first in ledger order (commit time), each entry with the exact balance after it."""
     db, uid = deps.db, _user(principal)
     q = _user_entries(db, uid, query.asset)
     for value, op, param in ((query.created_gte, ">=", "created[gte]"),
@@ -367,10 +424,20 @@ def list_transactions(deps: Deps, principal: Principal, query: TransactionsQuery
                              (query.created_lt, "<", "created[lt]")):
         when = _parse_time(value, param, end_of_day=op in ("<=",))
         if when is not None:
-            q = q.where(filter=firestore.FieldFilter("created_at", op, when))
-    return paginate(q, db.collection(ENTRIES), query, url="/v1/wallet/transactions",
-                    to_resource=entry_resource,
-                    belongs=lambda d: d.get("owner_type") == "user" and d.get("owner_id") == uid)
+            q = q.where(filter=FieldFilter("committed_at", op, when))
+    q = history.ordered(q, descending=True)
+    if query.starting_after:
+        cursor = db.collection(ENTRIES).document(query.starting_after).get() \
+            if is_doc_id(query.starting_after) else None
+        doc = cursor.to_dict() if cursor is not None and cursor.exists else None
+        if not doc or doc.get("owner_type") != "user" or doc.get("owner_id") != uid:
+            raise InvalidRequest("starting_after does not name an object in this list.",
+                                 param="starting_after", code="invalid_cursor")
+        q = q.start_after(cursor)
+    docs = [d.to_dict() for d in q.limit(query.limit + 1).stream()]
+    page = docs[:query.limit]
+    return {"object": "list", "data": [entry_resource(e, bal) for e, bal in history.with_balances(db, page)],
+            "has_more": len(docs) > query.limit, "url": "/v1/wallet/transactions"}
 
 
 STATEMENT_MAX_ROWS = 10_000
@@ -386,36 +453,31 @@ def _csv_safe(value: Any) -> str:
 
 
 def statement_csv(deps: Deps, principal: Principal, query: StatementQuery) -> tuple[str, str]:
-    """(filename, CSV text) of one asset's entries between from and to (inclusive dates)."""
+    """(filename, CSV text) of one asset's entries between from and to (inclusive dates), in
+    ledger order, each with the balance after it (opening balance: one aggregation)."""
     db, uid = deps.db, _user(principal)
     asset = assets.get_asset(query.asset)
     start = _parse_time(query.from_, "from")
     end = _parse_time(query.to, "to", end_of_day=True)
     if start and end and start > end:
         raise InvalidRequest("from must not be after to.", code="parameter_invalid", param="from")
-    q = _user_entries(db, uid, asset.code)
-    if start:
-        q = q.where(filter=firestore.FieldFilter("created_at", ">=", start))
-    if end:
-        q = q.where(filter=firestore.FieldFilter("created_at", "<=", end))
-    rows = [s.to_dict() for s in q.order_by("created_at").limit(STATEMENT_MAX_ROWS + 1).stream()]
+    q = history.ordered(history.between(_user_entries(db, uid, asset.code), start, end))
+    rows = [s.to_dict() for s in q.limit(STATEMENT_MAX_ROWS + 1).stream()]
     if len(rows) > STATEMENT_MAX_ROWS:
         raise Unprocessable(f"The statement has more than {STATEMENT_MAX_ROWS} lines; choose a "
                             "shorter period.", code="statement_too_large", param="from")
-    rows.sort(key=lambda d: (d["created_at"], d.get("seq") or 0))
     fmt = lambda v: assets.format_decimal(v, asset) if v is not None else ""  # noqa: E731
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(STATEMENT_COLUMNS)
-    for d in rows:
-        r = entry_resource(d)
-        after = d.get("balance_after") or {}
+    for d, bal in history.with_balances(db, rows):
+        r = entry_resource(d, bal)
         refs = ";".join(x.get("tx_hash") or x.get("id") for x in r["records"])
         cp = r["counterparty"].get("user_id") or "system"
         sign = "" if r["direction"] == "in" else "-"
         w.writerow([r["created"], r["id"], r["transfer_id"], r["type"], r["status"], r["direction"],
                     sign + assets.format_decimal(d["amount"], asset), asset.code,
-                    fmt(after.get("posted")), fmt(after.get("available")), cp,
+                    fmt(bal.posted), fmt(bal.available), cp,
                     _csv_safe(r["description"]), _csv_safe(refs)])
     span = f"{(query.from_ or 'start')}_{(query.to or 'now')}".replace(":", "")
     return f"statement_{asset.code}_{span}.csv", out.getvalue()
@@ -429,15 +491,15 @@ def record_resource(doc: dict[str, Any]) -> dict[str, Any]:
         "created": rfc3339(doc["created_at"])}
 
 
-def create_record(deps: Deps, body: CreateRecord, idempotency_key: str | None) -> dict[str, Any]:
+def create_record(uow: UnitOfWork, body: CreateRecord, idempotency_key: str | None) -> dict[str, Any]:
     """Attach the backend's own record (on-chain hash, description) to a user's ledger entry."""
-    db, now = deps.db, deps.clock.now()
-    try:
-        transfer = get_transfer(db, body.transfer_id)
-    except NotFound:
-        raise NotFound(f"No such transfer: '{body.transfer_id}'", code="transfer_not_found",
-                       param="transfer_id") from None
-    if body.user_id not in (transfer.get("owners") or []):
+    db, now = uow.db, uow.now
+    if not is_doc_id(body.transfer_id):
+        raise NotFound(f"No such transfer: '{body.transfer_id[:64]}'", code="transfer_not_found",
+                       param="transfer_id")
+    tsnap = uow.get(engine.transfer_ref(db, body.transfer_id))
+    transfer = tsnap.to_dict() if tsnap.exists else None
+    if transfer is None or body.user_id not in (transfer.get("owners") or []):
         raise NotFound(f"Transfer {body.transfer_id} does not involve user {body.user_id}.",
                        code="transfer_not_found", param="transfer_id")
     asset = assets.get_asset(transfer["asset"])
@@ -454,22 +516,17 @@ def create_record(deps: Deps, body: CreateRecord, idempotency_key: str | None) -
     rec_id = derived_id("rec", body.user_id, body.transfer_id,
                         idempotency_key or body.tx_hash or new_id("r"))
     ref = db.collection(RECORDS).document(rec_id)
+    entry_ref = db.collection(ENTRIES).document(derived_id("ent", body.transfer_id, account_id))
+    snap = uow.get_all([ref, entry_ref])[ref.path]
+    if snap.exists:
+        return record_resource(snap.to_dict())
     doc = {"id": rec_id, "user_id": body.user_id, "transfer_id": body.transfer_id,
            "account_id": account_id, "kind": body.kind, "description": body.description,
            "tx_hash": body.tx_hash, "chain_id": body.chain_id, "asset": asset.code,
            "raw_amount": body.raw_amount, "amount": amount, "metadata": body.metadata,
            "created_at": now}
-    entry_ref = db.collection(ENTRIES).document(derived_id("ent", body.transfer_id, account_id))
-
-    @firestore.transactional
-    def run(txn):
-        snap = ref.get(transaction=txn)
-        if snap.exists:
-            return snap.to_dict()
-        txn.create(ref, doc)
-        txn.update(entry_ref, {"records": firestore.ArrayUnion([{
-            "id": rec_id, "kind": body.kind, "tx_hash": body.tx_hash, "chain_id": body.chain_id,
-            "description": body.description}])})
-        return doc
-
-    return record_resource(run(db.transaction()))
+    uow.create(ref, doc)
+    uow.update(entry_ref, {"records": firestore.ArrayUnion([{
+        "id": rec_id, "kind": body.kind, "tx_hash": body.tx_hash, "chain_id": body.chain_id,
+        "description": body.description}])})
+    return record_resource(doc)

@@ -31,3 +31,14 @@ def test_function_registers_authenticators_for_its_routes(fn):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if {"user", "api_key"} & set(result["kinds"]):
         assert result["authenticators"] >= 1, f"{fn} accepts users but registers no authenticator"
+
+
+def test_importing_identity_registers_nothing_by_side_effect():
+    """Authenticators are named by entry points (``boot(..., authenticators=...)``)."""
+    out = subprocess.run([sys.executable, "-c",
+                          "import shared.identity.authn, shared.identity.routes\n"
+                          "from shared.platform import auth\nprint(len(auth._authenticators))"],
+                         cwd=manifest.REPO_ROOT, capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(manifest.REPO_ROOT), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "0"

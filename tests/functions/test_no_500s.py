@@ -103,3 +103,86 @@ def test_random_json_bodies_never_500(payload, clients, user_headers):
                                 content_type="application/json")
                 _assert_sane(r, f"POST {path} {payload!r}")
 
+
+
+DEEP = b"[" * 1200 + b"]" * 1200  # what the outside suite sent: a RecursionError escaped as a 500
+
+
+def _routes(fn):
+    from shared.platform.router import ROUTERS
+    prefix = f"/v1/{manifest.function(fn)['path']}"
+    for router in [r for r in ROUTERS if r.name == fn]:
+        for route in router.routes:
+            base = route.path if route.path.startswith("/.well-known") else prefix + ("" if route.path == "/" else route.path)
+            yield _concrete(base, "x_1"), route
+
+
+@pytest.mark.parametrize("fn", [f["name"] for f in http_functions()])
+def test_deeply_nested_json_is_a_4xx_envelope_on_every_write(fn, function_client, deps, user_headers,
+                                                             service_headers):
+    client = function_client(fn)
+    refused = 0
+    for path, route in _routes(fn):
+        if route.method == "GET":
+            continue
+        for headers in ({}, user_headers, service_headers):
+            r = client.open(path, method=route.method, data=DEEP, headers=headers, content_type="application/json")
+            _assert_sane(r, f"{route.method} {path} deep")
+            refused += r.status_code == 400 and r.get_json()["error"]["code"] == "invalid_json"
+    assert refused > 0 or fn not in ("auth", "accounts", "wallet", "platform")
+
+
+def test_deep_body_after_a_web3_import_is_a_400_not_a_crash(function_client, deps):
+    """eth_account (SIWE) imports py_ecc, which raised the recursion limit to 100,000; a 200 kB
+    nested body then overflowed the C stack of a gateway thread (SIGSEGV). Served from a thread,
+    as gunicorn's gthread workers do."""
+    import sys
+    import threading
+
+    import eth_account  # noqa: F401
+    from shared.platform.safe_imports import RECURSION_LIMIT
+    assert sys.getrecursionlimit() == RECURSION_LIMIT
+    client, results = function_client("auth"), []
+
+    def post():
+        for body in (b"[" * 200_000, b'{"email": ' + b"[" * 200_000 + b"}"):
+            r = client.post("/v1/auth/login", data=body, content_type="application/json")
+            results.append((r.status_code, r.get_json()["error"]["code"]))
+    worker = threading.Thread(target=post)
+    worker.start()
+    worker.join(60)
+    assert results == [(400, "invalid_json"), (400, "invalid_json")]
+
+
+@pytest.mark.parametrize("path", ["/v1/wallet/transactions", "/v1/events", "/v1/platform/probes"])
+@pytest.mark.parametrize("cursor", ["a/b", "__x__", "..", "a%2Fb"])
+def test_cursors_firestore_cannot_name_are_a_400(path, cursor, function_client, deps, user_headers,
+                                                 service_headers):
+    fn = {"wallet": "wallet", "events": "events", "platform": "platform"}[path.split("/")[2]]
+    headers = service_headers if fn == "platform" else user_headers
+    r = function_client(fn).get(f"{path}?starting_after={cursor}", headers=headers)
+    assert r.status_code == 400, r.data[:300]
+    assert r.get_json()["error"]["code"] == "parameter_invalid"
+    assert r.get_json()["error"]["param"] == "starting_after"
+
+
+@pytest.mark.parametrize("fn", [f["name"] for f in http_functions()])
+def test_flask_own_refusals_are_envelopes(fn, function_client, deps):
+    """A newline (or any character the catch-all rule cannot match) never reaches the router:
+    Flask answered with its HTML 404 page."""
+    client = function_client(fn)
+    prefix = f"/v1/{manifest.function(fn)['path']}"
+    for path in (f"{prefix}/evt_x%0A", f"{prefix}/a%0Ab/c", "/robots.txt", "/favicon.ico"):
+        r = client.get(path)
+        assert r.status_code == 404 and r.mimetype == "application/json", (path, r.data[:200])
+        assert set(r.get_json()["error"]) == {"type", "code", "message", "param"}
+
+
+def test_newline_in_a_path_through_the_gateway_is_an_envelope(inprocess_gateway):
+    import urllib.error
+    import urllib.request
+    for url in ("/v1/events/evt_x%0A", "/v1/me/x%0A", "/_fn/ledger_tasks/x%0A", "/nowhere"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(inprocess_gateway + url, timeout=10)
+        assert err.value.code == 404 and err.value.headers.get_content_type() == "application/json"
+        assert set(json.loads(err.value.read())["error"]) == {"type", "code", "message", "param"}

@@ -6,7 +6,7 @@ import pytest
 from infra.local import email_sim
 from shared.identity.keys import KeySet, generate_key
 from tests.identity.helpers import PASSWORD, fresh_ip
-from tests.support.identity import fast_identity_settings
+from tests.support.identity import deliver_outbound, fast_identity_settings
 
 
 @pytest.fixture(scope="session")
@@ -19,8 +19,11 @@ def email_server():
 @pytest.fixture
 def identity_settings(deps, email_server):
     """Injected identity settings (tests may replace them via ``configure``)."""
+    from shared.notify.settings import NotifySettings
     settings = fast_identity_settings(email_api_url=email_server.base_url, email_api_key="test-key")
     deps.extras["identity.settings"] = settings
+    deps.extras["notify.settings"] = NotifySettings(email_api_url=email_server.base_url,
+                                                    email_api_key="test-key")
     return settings
 
 
@@ -58,8 +61,10 @@ def me(function_client):
 
 
 @pytest.fixture
-def inbox(email_server):
+def inbox(deps, email_server):
+    """The simulator's inbox for ``to``, after delivering what is queued (notify's job)."""
     def read(to: str) -> list[dict]:
+        deliver_outbound(deps)
         return email_server.inbox(to)
     return read
 

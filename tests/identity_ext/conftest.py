@@ -22,7 +22,7 @@ from shared.identity.keys import KeySet, generate_key
 from shared.identity.otp import OtpSettings
 from shared.identity.ports_sms import TwilioSmsSender
 from shared.identity.siwe import SiweSettings
-from tests.support.identity import fast_identity_settings
+from tests.support.identity import deliver_outbound, fast_identity_settings
 
 SIWE_DOMAIN = "app.payloom.test"
 ANVIL_CHAIN_ID = 31337
@@ -103,7 +103,11 @@ def identity_wiring(deps, sms_server):
         auth_token=sms_server.auth_token, from_number="Payloom")
     deps.extras["identity.otp_settings"] = OtpSettings()
     deps.extras["identity.siwe_settings"] = SiweSettings(domain=SIWE_DOMAIN)
+    # SMS leave after commit through notify: reading the inbox first delivers what is queued.
+    read = type(sms_server).inbox
+    sms_server.inbox = lambda to, *a, **kw: (deliver_outbound(deps), read(sms_server, to, *a, **kw))[1]
     yield
+    del sms_server.inbox
 
 
 @pytest.fixture
@@ -120,9 +124,11 @@ CODE_RE = re.compile(r"\b(\d{6})\b")
 
 
 @pytest.fixture
-def sms_code(sms_server):
-    """The code in the newest SMS to ``phone`` (read from the simulator's inbox over HTTP)."""
+def sms_code(deps, sms_server):
+    """The code in the newest SMS to ``phone`` (read from the simulator's inbox over HTTP),
+    after delivering what is queued (notify's job, after commit)."""
     def read(phone: str) -> str:
+        deliver_outbound(deps)
         r = requests.get(f"{sms_server.base_url}/_inbox", params={"to": phone}, timeout=5)
         messages = r.json()
         assert messages, f"no SMS to {phone}"

@@ -4,13 +4,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import time
 
 import requests
 
 from shared.identity import otp
 from shared.identity.otp import OtpSettings
 from shared.platform.clock import FrozenClock
-from tests.identity_ext.conftest import assert_error, fresh_ip
+from tests.identity_ext.conftest import CODE_RE, assert_error, fresh_ip
+from tests.support.identity import deliver_outbound
 
 
 def _start(auth, phone, ip):
@@ -166,18 +168,64 @@ def test_per_number_hourly_and_daily_limits(deps, auth, new_phone):
     assert "limit is 7 per 86400s" in body["error"]["message"]
 
 
-def test_provider_outage_is_503_and_frees_the_resend_window(auth, sms_server, sms_code, new_phone):
+def test_sms_outage_answers_at_once_and_the_code_leaves_when_the_simulator_returns(
+        deps, auth, sms_server, new_phone):
+    """Issue 7 item 6: with the SMS provider down the request still answers at once (nothing is
+    sent inside it); the queued message goes out on the retry once the provider is back."""
+    from shared.notify import delivery
+    from shared.notify.outbound import COLLECTION
     phone, ip = new_phone(), fresh_ip()
     sms_server.fail_next(503)
-    assert_error(_start(auth, phone, ip), 503, "sms_unavailable")
-    r = _start(auth, phone, ip)  # no 60 s wait: nothing was delivered
+    t0 = time.perf_counter()
+    r = _start(auth, phone, ip)
     assert r.status_code == 202, r.get_json()
-    assert _verify(auth, phone, sms_code(phone), ip).status_code == 201
+    assert time.perf_counter() - t0 < 1.5
+    queued = [s for s in deps.db.collection(COLLECTION).stream() if s.get("channel") == "sms"]
+    assert len(queued) == 1 and queued[0].get("status") == "queued"
+    assert "Payloom code" not in str(queued[0].to_dict())  # the text is sealed at rest
+    assert deliver_outbound(deps) == ["retrying"]  # attempt 1 (after commit) meets the outage
+    assert type(sms_server).inbox(sms_server, phone) == []
+    # The retry (the Cloud Task attempt 1 scheduled) finds the provider back.
+    assert delivery.attempt(deps, queued[0].id, 2) == "sent"
+    code = CODE_RE.search(type(sms_server).inbox(sms_server, phone)[-1]["body"]).group(1)
+    assert _verify(auth, phone, code, ip).status_code == 201
 
 
-def test_number_that_cannot_receive_sms_is_400(auth):
-    # Twilio's magic test number for "not a mobile number" (error 21614).
-    assert_error(_start(auth, "+15005550009", fresh_ip()), 400, "phone_unreachable")
+def test_numbers_outside_the_allowed_countries_get_no_sms(deps, auth):
+    # SMS pumping (issue 7, defect 11): a US number (Twilio's magic 21614 one) is refused
+    # before anything is stored or queued.
+    assert_error(_start(auth, "+15005550009", fresh_ip()), 400, "phone_country_not_allowed")
+    assert_error(_start(auth, "+447911123456", fresh_ip()), 400, "phone_country_not_allowed")
+    assert list(deps.db.collection("outbound_messages").stream()) == []
+    assert list(deps.db.collection("phone_otps").stream()) == []
+
+
+def test_sms_sends_are_capped_per_number_block_and_per_country(deps, auth):
+    deps.extras["identity.otp_settings"] = OtpSettings(sends_per_prefix_per_hour=3,
+                                                       sends_per_country_per_hour=5)
+    block = [f"+855101234{i:02d}" for i in range(4)]  # one block: +8551012 xxxx
+    for phone in block[:3]:
+        assert _start(auth, phone, fresh_ip()).status_code == 202
+    assert_error(_start(auth, block[3], fresh_ip()), 429, "rate_limited")
+    others = ["+85512555001", "+85597555002", "+85516555003"]  # other blocks, same country
+    assert _start(auth, others[0], fresh_ip()).status_code == 202
+    assert _start(auth, others[1], fresh_ip()).status_code == 202  # 5th KH send this hour
+    assert_error(_start(auth, others[2], fresh_ip()), 429, "rate_limited")
+    # A country can be allowed by setting.
+    deps.extras["identity.otp_settings"] = OtpSettings(allowed_countries=["KH", "TH"])
+    assert _start(auth, "+66812345678", fresh_ip()).status_code == 202
+
+
+def test_a_used_code_answers_like_an_unknown_number(auth, sms_code, new_phone):
+    """Issue 7 defect 9: "already used" told that a number signed in recently."""
+    phone, ip = new_phone(), fresh_ip()
+    assert _start(auth, phone, ip).status_code == 202
+    code = sms_code(phone)
+    assert _verify(auth, phone, code, ip).status_code == 201
+    used = _verify(auth, phone, code, ip)
+    unknown = _verify(auth, new_phone(), "123456", ip)
+    assert used.status_code == unknown.status_code == 400
+    assert used.get_json() == unknown.get_json()
 
 
 def test_codes_never_reach_the_logs(auth, sms_code, new_phone, caplog):

@@ -12,8 +12,10 @@ from shared.platform.ratelimit import Limit, enforce, hit
 NOW = dt.datetime(2026, 3, 1, 12, 0, 5, tzinfo=dt.timezone.utc)
 
 
-def test_rate_limit_counts_exactly_and_resets_next_window(deps):
-    rule = Limit("test.ip", 3, 60)
+@pytest.mark.parametrize("shared", [True, False], ids=["firestore", "local"])
+def test_rate_limit_counts_exactly_and_resets_next_window(deps, shared):
+    import uuid
+    rule = Limit(f"test.{uuid.uuid4().hex[:8]}.ip", 3, 60, shared=shared)
     decisions = [hit(deps.db, rule, "1.2.3.4", NOW) for _ in range(4)]
     assert [d.allowed for d in decisions] == [True, True, True, False]
     assert decisions[2].remaining == 0
@@ -22,6 +24,14 @@ def test_rate_limit_counts_exactly_and_resets_next_window(deps):
     with pytest.raises(RateLimited) as exc:
         enforce(deps.db, rule, "1.2.3.4", NOW)
     assert exc.value.status == 429 and int(exc.value.headers["Retry-After"]) == 55
+    stored = list(deps.db.collection("rate_limits").stream())
+    assert bool(stored) is shared  # a local limit costs no Firestore write
+
+
+def test_auth_limits_are_counted_across_instances_and_others_locally():
+    assert Limit("auth.login.ip", 10, 60).counted_in_firestore
+    assert not Limit("wallet.p2p", 60, 60).counted_in_firestore
+    assert Limit("wallet.p2p", 60, 60, shared=True).counted_in_firestore
 
 
 class FlakyPublisher:

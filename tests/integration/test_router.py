@@ -166,3 +166,56 @@ def test_handlers_may_return_a_ready_response(deps):
     r = app.test_client().get("/v1/raw/file.csv")
     assert r.status_code == 200 and r.mimetype == "text/csv" and r.data == b"a,b\n1,2\n"
     assert r.headers["Request-Id"].startswith("req_")
+
+
+def _app(router, methods=("GET", "POST", "DELETE", "PATCH", "OPTIONS", "HEAD")):
+    app = flask.Flask(router.name)
+    app.add_url_rule("/<path:p>", view_func=lambda p: router(flask.request), methods=list(methods))
+    return app.test_client()
+
+
+def test_options_lists_exactly_the_methods_of_that_path(deps):
+    """/dids/challenge is its own resource: /dids/{did}'s DELETE must not leak into it."""
+    router = Router("opts", public_prefix="opts")
+    for method, path in [("GET", "/dids"), ("POST", "/dids"), ("POST", "/dids/challenge"),
+                         ("DELETE", "/dids/{did}"), ("GET", "/dids/{did}")]:
+        router.route(method, path, auth="public", idempotent=False)(lambda ctx, **kw: {"ok": True})
+    c = _app(router)
+    cases = {"/v1/opts/dids/challenge": "OPTIONS, POST", "/v1/opts/dids": "GET, HEAD, OPTIONS, POST",
+             "/v1/opts/dids/did:x:1": "DELETE, GET, HEAD, OPTIONS"}
+    for path, allow in cases.items():
+        r = c.open(path, method="OPTIONS")
+        assert (r.status_code, r.headers["Allow"], r.data) == (204, allow, b""), path
+    wrong = c.delete("/v1/opts/dids/challenge")
+    assert wrong.status_code == 405 and wrong.headers["Allow"] == "OPTIONS, POST"
+    assert wrong.get_json()["error"]["code"] == "method_not_allowed"
+    assert c.delete("/v1/opts/dids/did:x:1").status_code == 200
+    head = c.head("/v1/opts/dids/did:x:1")
+    assert head.status_code == 200 and head.data == b""
+    missing = c.open("/v1/opts/nothing", method="OPTIONS")
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "unknown_route"
+
+
+def test_options_on_the_real_did_challenge_route(function_client, deps):
+    accounts = function_client("accounts")
+    r = accounts.open("/v1/me/dids/challenge", method="OPTIONS")
+    assert r.status_code == 204 and r.headers["Allow"] == "OPTIONS, POST"
+    assert accounts.delete("/v1/me/dids/challenge").headers["Allow"] == "OPTIONS, POST"
+
+
+def test_401_carries_a_bearer_challenge(function_client, deps):
+    """RFC 6750 section 3: the scheme always, error="invalid_token" only for a refused token."""
+    accounts = function_client("accounts")
+    bare = accounts.get("/v1/me")
+    assert bare.status_code == 401 and bare.headers["WWW-Authenticate"] == 'Bearer realm="payloom"'
+    bad = accounts.get("/v1/me", headers={"Authorization": "Bearer not-a-token"})
+    assert bad.status_code == 401
+    assert bad.headers["WWW-Authenticate"] == 'Bearer realm="payloom", error="invalid_token"'
+    assert bad.get_json()["error"]["type"] == "authentication_error"
+    task = function_client("ledger_tasks")
+    service_only = task.post("/_fn/ledger_tasks/expire-pending", json={})
+    assert service_only.status_code == 401 and service_only.headers["WWW-Authenticate"] == 'Bearer realm="payloom"'
+    wrong = task.post("/_fn/ledger_tasks/expire-pending", json={}, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and 'error="invalid_token"' in wrong.headers["WWW-Authenticate"]
+    ok = function_client("platform").get("/v1/platform/ping")
+    assert ok.status_code == 200 and "WWW-Authenticate" not in ok.headers

@@ -15,7 +15,13 @@ from shared.wallet import config as wallet_config
 from shared.wallet.limits import DEFAULT_POLICY, TierLimits, WalletPolicy
 from tests.support.identity import auth_headers, create_user_with_token
 
-__all__ = ["fund", "new_user_id", "link_handle", "auth_headers", "generous_policy"]
+__all__ = ["fund", "new_user_id", "link_handle", "auth_headers", "generous_policy", "unit"]
+
+
+def unit(deps, fn, *args, **kw):
+    """Run a uow-taking service function in its own unit of work (commit + publish)."""
+    from shared.platform.uow import run_unit
+    return run_unit(deps, lambda uow: fn(uow, *args, **kw))
 
 
 def new_user_id() -> str:
@@ -26,7 +32,7 @@ def fund(deps, user_id: str, amount: int, asset: str = "USD") -> str:
     """Credit a user's wallet from top-up clearing (what a succeeded top-up does)."""
     clearing = accounts.ensure_system_account(deps.db, "topup_clearing", asset, deps.clock.now())
     tmpl = accounts.wallet_template(user_id, asset)
-    service.create_transfer(deps, TransferSpec(id=new_id("txf"), debit_account_id=clearing,
+    service.transfer_now(deps, TransferSpec(id=new_id("txf"), debit_account_id=clearing,
                                                credit_account_id=tmpl.id, amount=amount,
                                                asset=asset, code="topup"), templates=[tmpl])
     return tmpl.id
@@ -101,7 +107,7 @@ def wallet_server(deps):
 def stripe(deps, wallet_server):
     """The Stripe simulator wired to our webhook, and the production adapter pointed at it."""
     from infra.local import stripe_sim
-    from shared.wallet.ports import StripeTopUpProvider
+    from shared.adapters.stripe_cards import StripeTopUpProvider
 
     sim = stripe_sim.start(0, webhook_url=f"{wallet_server}/v1/wallet/webhooks/stripe")
     deps.extras[wallet_config.PROVIDER_KEY] = StripeTopUpProvider(

@@ -7,7 +7,7 @@ from google.cloud import firestore
 from shared.ledger import accounts, service
 from shared.ledger.model import TRANSFERS, TransferSpec
 from shared.platform.ids import new_id
-from tests.ledger.conftest import fund, new_user_id
+from tests.ledger.conftest import fund, new_user_id, unit
 
 
 def _events(deps, etype):
@@ -19,12 +19,12 @@ def test_audit_passes_on_a_clean_ledger_and_detects_a_corrupted_balance(deps, fu
     client = function_client("ledger_audit")
     a = fund(deps, new_user_id(), 500)
     b = accounts.wallet_template(new_user_id(), "USD")
-    service.create_transfer(deps, TransferSpec(id=new_id("txf"), debit_account_id=a,
+    service.transfer_now(deps, TransferSpec(id=new_id("txf"), debit_account_id=a,
                                                credit_account_id=b.id, amount=200, asset="USD"),
                             templates=[b])
     merchant = accounts.open_account(deps.db, accounts.system_template("settlement", "USD", "m"),
                                      deps.clock.now())["id"]
-    service.create_transfer(deps, TransferSpec(id=new_id("txf"), debit_account_id=a,
+    service.transfer_now(deps, TransferSpec(id=new_id("txf"), debit_account_id=a,
                                                credit_account_id=merchant, amount=50, asset="USD"))
 
     assert client.post("/", json={}).status_code == 401          # service credentials only
@@ -56,7 +56,7 @@ def test_hold_expires_through_a_real_cloud_task_and_releases_funds(deps, inproce
     a = fund(deps, new_user_id(), 1000)
     b = accounts.wallet_template(new_user_id(), "USD")
     hold = new_id("txf")
-    service.create_transfer(deps, TransferSpec(id=hold, debit_account_id=a, credit_account_id=b.id,
+    service.transfer_now(deps, TransferSpec(id=hold, debit_account_id=a, credit_account_id=b.id,
                                                amount=400, asset="USD", pending=True,
                                                timeout_seconds=1), templates=[b])
     assert accounts.balance(deps.db, a).available == 600
@@ -74,7 +74,7 @@ def test_hold_expires_through_a_real_cloud_task_and_releases_funds(deps, inproce
     assert expiry["kind"] == "expire_pending" and expiry["pending_id"] == hold
     assert len(_events(deps, "transfer.expired")) == 2       # one per user involved
     # A late duplicate delivery of the task changes nothing.
-    assert service.expire_pending(deps, hold)["result"] == "already_expired"
+    assert unit(deps, service.expire_pending, hold)["result"] == "already_expired"
 
 
 def test_expiry_task_endpoint_is_idempotent_and_private(deps, function_client, service_headers):

@@ -22,7 +22,7 @@ def test_two_simultaneous_debits_exceeding_the_balance_exactly_one_wins(deps):
     def spend(target):
         barrier.wait()
         try:
-            service.create_transfer(deps, TransferSpec(id=new_id("txf"), debit_account_id=a,
+            service.transfer_now(deps, TransferSpec(id=new_id("txf"), debit_account_id=a,
                                                        credit_account_id=target.id, amount=700,
                                                        asset="USD"), templates=[target])
             return "ok"
@@ -46,7 +46,7 @@ def test_many_concurrent_credits_to_one_hot_account_add_up_exactly(deps):
         # Each thread pays from its own wallet (serialised only with itself); all credit one
         # hot account.
         for _ in range(per_thread):
-            service.create_transfer(deps, TransferSpec(id=new_id("txf"), debit_account_id=payers[i],
+            service.transfer_now(deps, TransferSpec(id=new_id("txf"), debit_account_id=payers[i],
                                                        credit_account_id=merchant, amount=amount,
                                                        asset="USD", code="payment"))
         return i

@@ -14,7 +14,7 @@ from shared.platform.clock import FrozenClock
 from shared.platform.deps import Deps
 from shared.platform.errors import PayloomError
 from shared.platform.ids import new_id
-from tests.ledger.conftest import new_user_id
+from tests.ledger.conftest import new_user_id, unit
 
 N_ACCOUNTS = 4          # 0-2 user wallets, 3 a hot merchant settlement account (both flagged)
 amounts = st.integers(min_value=1, max_value=500)
@@ -86,7 +86,7 @@ def test_random_histories_keep_the_invariants(deps, steps):
     def attempt(specs, expect_ok: bool, label):
         nonlocal last_specs
         try:
-            results = service.create_transfers(d, specs, templates=templates)
+            results = service.transfer_now(d, specs, templates=templates)
         except PayloomError as exc:
             assert not expect_ok, f"{label}: unexpected {exc.code}: {exc.message}"
             return None
@@ -122,7 +122,7 @@ def test_random_histories_keep_the_invariants(deps, steps):
             h = model.holds[step[1] % len(model.holds)]
             if kind == "expire":
                 clock.advance(61)
-                res = service.expire_pending(d, h["id"])
+                res = unit(d, service.expire_pending, h["id"])
                 ok = h["status"] == "pending"
                 assert (res["result"] == "expired") == ok, (step, res)
                 if ok:
@@ -163,7 +163,7 @@ def test_random_histories_keep_the_invariants(deps, steps):
                 model.posted += [{"id": specs[0].id, "d": a, "c": b, "amount": x, "rev": 0},
                                  {"id": specs[1].id, "d": a, "c": c, "amount": y, "rev": 0}]
         elif kind == "retry" and last_specs:
-            results = service.create_transfers(d, last_specs, templates=templates)
+            results = service.transfer_now(d, last_specs, templates=templates)
             assert all(r.status == "exists" for r in results)
 
         got = accounts.read_balances(db, list(model.bal))

@@ -4,12 +4,12 @@ import datetime as dt
 
 import pytest
 
-from shared.ledger import accounts, audit, service
+from shared.ledger import history, accounts, audit, service
 from shared.ledger.model import TRANSFERS, TransferSpec
 from shared.platform.errors import Conflict, InvalidRequest, NotFound, Unprocessable
 from shared.platform.ids import new_id
 from shared.platform.outbox import sweep
-from tests.ledger.conftest import fund, new_user_id
+from tests.ledger.conftest import fund, new_user_id, unit
 
 
 def tid():
@@ -32,7 +32,7 @@ def assert_audit_clean(deps):
 def test_single_transfer_moves_money_and_records_balances_after(deps):
     a, b = wallets(deps)
     fund(deps, a.owner_id, 1000)
-    r = service.create_transfer(deps, TransferSpec(id=tid(), debit_account_id=a.id,
+    r = service.transfer_now(deps, TransferSpec(id=tid(), debit_account_id=a.id,
                                                    credit_account_id=b.id, amount=250, asset="USD"),
                                 templates=[b])
     assert r.status == "created"
@@ -41,7 +41,10 @@ def test_single_transfer_moves_money_and_records_balances_after(deps):
     assert bal(deps, a.id).posted == 750 and bal(deps, b.id).posted == 250
     entries = [e.to_dict() for e in deps.db.collection("ledger_entries").stream()
                if e.get("transfer_id") == r.id]
-    assert {(e["account_id"], e["direction"], e["seq"]) for e in entries} == {(a.id, "debit", 2), (b.id, "credit", 1)}
+    assert {(e["account_id"], e["direction"], e["leg"]) for e in entries} == {(a.id, "debit", 0), (b.id, "credit", 1)}
+    assert all(e["committed_at"] >= e["created_at"] for e in entries)   # the commit time, stamped
+    after = dict((e["account_id"], bal) for e, bal in history.with_balances(deps.db, entries))
+    assert after[a.id].available == 750 and after[b.id].posted == 250
     assert_audit_clean(deps)
 
 
@@ -49,8 +52,8 @@ def test_same_id_is_idempotent_and_different_fields_conflict(deps):
     a, b = wallets(deps)
     fund(deps, a.owner_id, 1000)
     spec = TransferSpec(id=tid(), debit_account_id=a.id, credit_account_id=b.id, amount=100, asset="USD")
-    assert service.create_transfer(deps, spec, templates=[b]).status == "created"
-    again = service.create_transfer(deps, spec, templates=[b])
+    assert service.transfer_now(deps, spec, templates=[b]).status == "created"
+    again = service.transfer_now(deps, spec, templates=[b])
     assert again.status == "exists" and again.transfer["amount"] == 100
     assert bal(deps, a.id).posted == 900  # one effect
     for field, value in (("amount", 101), ("credit_account_id", a.id + "x"), ("description", "hi")):
@@ -58,7 +61,7 @@ def test_same_id_is_idempotent_and_different_fields_conflict(deps):
         if field == "credit_account_id":
             changed.credit_account_id = wallets(deps, 1)[0].id
         with pytest.raises(Conflict) as exc:
-            service.create_transfer(deps, changed, templates=[b])
+            service.transfer_now(deps, changed, templates=[b])
         assert exc.value.code == f"exists_with_different_{field}" and exc.value.param == field
         assert exc.value.status == 409
 
@@ -67,7 +70,7 @@ def test_insufficient_funds_and_bad_input(deps):
     a, b = wallets(deps)
     fund(deps, a.owner_id, 100)
     with pytest.raises(Unprocessable) as exc:
-        service.create_transfer(deps, TransferSpec(id=tid(), debit_account_id=a.id,
+        service.transfer_now(deps, TransferSpec(id=tid(), debit_account_id=a.id,
                                                    credit_account_id=b.id, amount=101, asset="USD"),
                                 templates=[b])
     assert exc.value.code == "insufficient_funds"
@@ -80,16 +83,16 @@ def test_insufficient_funds_and_bad_input(deps):
         spec = TransferSpec(**{**dict(id=tid(), debit_account_id=a.id, credit_account_id=b.id,
                                       amount=10, asset="USD"), **override})
         with pytest.raises(InvalidRequest) as exc:
-            service.create_transfer(deps, spec, templates=[b])
+            service.transfer_now(deps, spec, templates=[b])
         assert exc.value.code == code, override
     with pytest.raises(InvalidRequest) as exc:   # asset mismatch between accounts
         khr = accounts.wallet_template(b.owner_id, "KHR")
-        service.create_transfer(deps, TransferSpec(id=tid(), debit_account_id=a.id,
+        service.transfer_now(deps, TransferSpec(id=tid(), debit_account_id=a.id,
                                                    credit_account_id=khr.id, amount=1, asset="USD"),
                                 templates=[khr])
     assert exc.value.code == "accounts_must_have_same_asset"
     with pytest.raises(NotFound) as exc:
-        service.create_transfer(deps, TransferSpec(id=tid(), debit_account_id=a.id,
+        service.transfer_now(deps, TransferSpec(id=tid(), debit_account_id=a.id,
                                                    credit_account_id=b.id, amount=1, asset="USD"))
     assert exc.value.code == "account_not_found"
     assert bal(deps, a.id).posted == 100
@@ -104,18 +107,18 @@ def test_linked_legs_succeed_or_fail_together(deps):
     legs = [TransferSpec(id=pay, debit_account_id=a.id, credit_account_id=b.id, amount=900, asset="USD"),
             TransferSpec(id=fee, debit_account_id=a.id, credit_account_id=fees, amount=101, asset="USD")]
     with pytest.raises(Unprocessable) as exc:   # the fee leg overdraws: nothing happens
-        service.create_transfers(deps, legs, templates=[b])
+        service.transfer_now(deps, legs, templates=[b])
     assert exc.value.code == "insufficient_funds" and exc.value.param == "transfers[1].amount"
     assert not deps.db.collection(TRANSFERS).document(pay).get().exists
     assert bal(deps, a.id).posted == 1000
     legs[1].amount = 100
-    results = service.create_transfers(deps, legs, templates=[b])
+    results = service.transfer_now(deps, legs, templates=[b])
     assert [r.status for r in results] == ["created", "created"]
     assert results[1].transfer["balances_after"][a.id]["available"] == 0
     assert bal(deps, fees).credits_posted == 100
-    assert [r.status for r in service.create_transfers(deps, legs, templates=[b])] == ["exists", "exists"]
+    assert [r.status for r in service.transfer_now(deps, legs, templates=[b])] == ["exists", "exists"]
     with pytest.raises(Conflict) as exc:    # an id reused in another batch
-        service.create_transfers(deps, [legs[0]], templates=[b])
+        service.transfer_now(deps, [legs[0]], templates=[b])
     assert exc.value.code == "exists_with_different_linked"
     assert_audit_clean(deps)
 
@@ -124,36 +127,36 @@ def test_two_phase_post_partial_void_and_resolve_once(deps):
     a, b = wallets(deps)
     fund(deps, a.owner_id, 1000)
     hold = tid()
-    r = service.create_transfer(deps, TransferSpec(id=hold, debit_account_id=a.id, credit_account_id=b.id,
+    r = service.transfer_now(deps, TransferSpec(id=hold, debit_account_id=a.id, credit_account_id=b.id,
                                                    amount=600, asset="USD", pending=True,
                                                    timeout_seconds=3600), templates=[b])
     assert r.transfer["balances_after"][a.id]["available"] == 400
     assert bal(deps, a.id).available == 400 and bal(deps, a.id).debits_pending == 600
     with pytest.raises(Unprocessable) as exc:   # the hold reserved the funds
-        service.create_transfer(deps, TransferSpec(id=tid(), debit_account_id=a.id, credit_account_id=b.id,
+        service.transfer_now(deps, TransferSpec(id=tid(), debit_account_id=a.id, credit_account_id=b.id,
                                                    amount=401, asset="USD"))
     assert exc.value.code == "insufficient_funds"
     with pytest.raises(Unprocessable) as exc:
-        service.post_pending(deps, hold, amount=601)
+        unit(deps, service.post_pending, hold, amount=601)
     assert exc.value.code == "exceeds_pending_transfer_amount"
     post_id = tid()
-    posted = service.post_pending(deps, hold, id=post_id, amount=450)
+    posted = unit(deps, service.post_pending, hold, id=post_id, amount=450)
     assert posted.transfer["status"] == "posted" and posted.transfer["pending_amount"] == 600
     assert bal(deps, a.id).posted == 550 and bal(deps, a.id).debits_pending == 0
     assert bal(deps, b.id).posted == 450 and bal(deps, b.id).credits_pending == 0
-    assert service.post_pending(deps, hold, id=post_id, amount=450).status == "exists"
-    for fn in (lambda: service.void_pending(deps, hold), lambda: service.post_pending(deps, hold)):
+    assert unit(deps, service.post_pending, hold, id=post_id, amount=450).status == "exists"
+    for fn in (lambda: unit(deps, service.void_pending, hold), lambda: unit(deps, service.post_pending, hold)):
         with pytest.raises(Unprocessable) as exc:
             fn()
         assert exc.value.code == "pending_transfer_already_posted"
     hold2 = tid()
-    service.create_transfer(deps, TransferSpec(id=hold2, debit_account_id=a.id, credit_account_id=b.id,
+    service.transfer_now(deps, TransferSpec(id=hold2, debit_account_id=a.id, credit_account_id=b.id,
                                                amount=500, asset="USD", pending=True))
-    service.void_pending(deps, hold2)
+    unit(deps, service.void_pending, hold2)
     assert bal(deps, a.id).available == 550
     assert deps.db.collection(TRANSFERS).document(hold2).get().get("pending_status") == "voided"
     with pytest.raises(NotFound):
-        service.post_pending(deps, tid())
+        unit(deps, service.post_pending, tid())
     assert_audit_clean(deps)
 
 
@@ -164,16 +167,16 @@ def test_expiry_requires_due_time_and_post_after_expiry_is_refused(deps):
     clock = FrozenClock(deps.clock.now())
     deps.clock = clock
     hold = tid()
-    service.create_transfer(deps, TransferSpec(id=hold, debit_account_id=a.id, credit_account_id=b.id,
+    service.transfer_now(deps, TransferSpec(id=hold, debit_account_id=a.id, credit_account_id=b.id,
                                                amount=300, asset="USD", pending=True, timeout_seconds=60),
                             templates=[b])
-    assert service.expire_pending(deps, hold)["result"] == "rescheduled"
+    assert unit(deps, service.expire_pending, hold)["result"] == "rescheduled"
     clock.advance(61)
     with pytest.raises(Unprocessable) as exc:
-        service.post_pending(deps, hold)
+        unit(deps, service.post_pending, hold)
     assert exc.value.code == "pending_transfer_expired"
-    assert service.expire_pending(deps, hold)["result"] == "expired"
-    assert service.expire_pending(deps, hold)["result"] == "already_expired"
+    assert unit(deps, service.expire_pending, hold)["result"] == "expired"
+    assert unit(deps, service.expire_pending, hold)["result"] == "already_expired"
     assert bal(deps, a.id).available == 1000 and bal(deps, b.id).credits_pending == 0
     assert_audit_clean(deps)
 
@@ -181,17 +184,17 @@ def test_expiry_requires_due_time_and_post_after_expiry_is_refused(deps):
 def test_reversal_is_a_new_transfer_and_bounded(deps):
     a, b = wallets(deps)
     fund(deps, a.owner_id, 1000)
-    orig = service.create_transfer(deps, TransferSpec(id=tid(), debit_account_id=a.id, credit_account_id=b.id,
+    orig = service.transfer_now(deps, TransferSpec(id=tid(), debit_account_id=a.id, credit_account_id=b.id,
                                                       amount=400, asset="USD"), templates=[b])
-    part = service.reverse(deps, orig.id, amount=150)
+    part = unit(deps, service.reverse, orig.id, amount=150)
     assert part.transfer["debit_account_id"] == b.id and part.transfer["reverses"] == orig.id
-    assert service.reverse(deps, orig.id, amount=150).status == "exists"   # same derived id
+    assert unit(deps, service.reverse, orig.id, amount=150).status == "exists"   # same derived id
     with pytest.raises(Unprocessable) as exc:
-        service.reverse(deps, orig.id, amount=300)
+        unit(deps, service.reverse, orig.id, amount=300)
     assert exc.value.code == "exceeds_reversible_amount"
-    service.reverse(deps, orig.id)   # the rest
+    unit(deps, service.reverse, orig.id)   # the rest
     with pytest.raises(Unprocessable) as exc:
-        service.reverse(deps, orig.id, id=tid())
+        unit(deps, service.reverse, orig.id, id=tid())
     assert exc.value.code == "transfer_already_reversed"
     assert bal(deps, a.id).posted == 1000 and bal(deps, b.id).posted == 0
     original = deps.db.collection(TRANSFERS).document(orig.id).get().to_dict()
@@ -203,9 +206,9 @@ def test_closed_account_refuses_transfers(deps):
     a, b = wallets(deps)
     fund(deps, a.owner_id, 100)
     fund(deps, b.owner_id, 1)
-    accounts.close_account(deps.db, b.id, deps.clock.now())
+    unit(deps, accounts.close_account, b.id)
     with pytest.raises(Unprocessable) as exc:
-        service.create_transfer(deps, TransferSpec(id=tid(), debit_account_id=a.id, credit_account_id=b.id,
+        service.transfer_now(deps, TransferSpec(id=tid(), debit_account_id=a.id, credit_account_id=b.id,
                                                    amount=5, asset="USD"))
     assert exc.value.code == "account_closed" and exc.value.param == "credit_account_id"
 
@@ -218,7 +221,7 @@ def test_hot_account_credits_are_sharded_and_debits_checked(deps):
     for p in payers:
         fund(deps, p.owner_id, 1000)
     for p in payers:
-        r = service.create_transfer(deps, TransferSpec(id=tid(), debit_account_id=p.id,
+        r = service.transfer_now(deps, TransferSpec(id=tid(), debit_account_id=p.id,
                                                        credit_account_id=merchant, amount=300, asset="USD"))
         assert r.transfer["balances_after"][merchant] is None            # hot: not serialised
         assert r.transfer["balances_after"][p.id]["available"] == 700     # wallet: exact
@@ -227,11 +230,11 @@ def test_hot_account_credits_are_sharded_and_debits_checked(deps):
     assert bal(deps, merchant).credits_posted == 900                      # main + Σ shards
     payout = accounts.wallet_template(new_user_id(), "USD")
     with pytest.raises(Unprocessable) as exc:
-        service.create_transfer(deps, TransferSpec(id=tid(), debit_account_id=merchant,
+        service.transfer_now(deps, TransferSpec(id=tid(), debit_account_id=merchant,
                                                    credit_account_id=payout.id, amount=901,
                                                    asset="USD"), templates=[payout])
     assert exc.value.code == "insufficient_funds"
-    service.create_transfer(deps, TransferSpec(id=tid(), debit_account_id=merchant, credit_account_id=payout.id,
+    service.transfer_now(deps, TransferSpec(id=tid(), debit_account_id=merchant, credit_account_id=payout.id,
                                                amount=900, asset="USD"), templates=[payout])
     assert bal(deps, merchant).available == 0
     assert_audit_clean(deps)
@@ -243,17 +246,21 @@ def test_crash_after_commit_before_publish_is_recovered_by_the_sweeper(deps, mon
 
     def boom(*args, **kwargs):
         raise RuntimeError("process died after commit")
-    monkeypatch.setattr(service, "publish_events", boom)
+    from shared.platform import outbox, uow as uow_mod
+    monkeypatch.setattr(uow_mod.outbox, "deliver", boom)
     spec = TransferSpec(id=tid(), debit_account_id=a.id, credit_account_id=b.id, amount=60, asset="USD")
     with pytest.raises(RuntimeError):
-        service.create_transfer(deps, spec, templates=[b])
+        service.transfer_now(deps, spec, templates=[b])
     monkeypatch.undo()
     events = [e.to_dict() for e in deps.db.collection("events").stream()
               if e.get("data")["object"].get("id") == spec.id]
     assert sorted(e["tenant"] for e in events) == sorted([a.owner_id, b.owner_id])
-    assert all(e["type"] == "transfer.created" and not e["published"] for e in events)
+    assert all(e["type"] == "transfer.created" for e in events)
+    pending = [r.to_dict() for r in deps.db.collection(outbox.OUTBOX).stream()
+               if not r.get("published") and {e["id"] for e in r.get("events")} == {e["id"] for e in events}]
+    assert len(pending) == 1            # ONE outbox record for the commit, left for the sweeper
     later = deps.clock.now() + dt.timedelta(minutes=5)
-    assert sweep(deps.db, deps.publisher, now=later) >= 2
-    assert all(deps.db.collection("events").document(e["id"]).get().get("published") for e in events)
-    assert service.create_transfer(deps, spec, templates=[b]).status == "exists"  # retry: no 2nd effect
+    assert sweep(deps.db, deps.publisher, deps.tasks, now=later) >= 1
+    assert deps.db.collection(outbox.OUTBOX).document(pending[0]["id"]).get().get("published")
+    assert service.transfer_now(deps, spec, templates=[b]).status == "exists"  # retry: no 2nd effect
     assert bal(deps, a.id).posted == 40

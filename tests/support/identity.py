@@ -48,3 +48,16 @@ def create_user_with_token(deps, username: str | None = None, password: str = DE
 def auth_headers(token: str, **extra: str) -> dict[str, str]:
     """``Authorization: Bearer <token>`` (a JWT or an API key secret) plus any extra headers."""
     return {"Authorization": f"Bearer {token}", **extra}
+
+
+def deliver_outbound(deps) -> list[str]:
+    """Deliver every queued email/SMS now, oldest first: what the notify consumer does right
+    after the commit that queued them (tests call it instead of running Pub/Sub)."""
+    from shared.notify import delivery
+    from shared.notify.outbound import COLLECTION
+    from shared.notify.settings import notify_settings
+
+    deps.tasks.ensure_queue(notify_settings(deps).queue)
+    snaps = [s for s in deps.db.collection(COLLECTION).stream() if s.get("status") == "queued"]
+    snaps.sort(key=lambda s: s.get("created_at"))
+    return [delivery.attempt(deps, s.id, 1) for s in snaps]

@@ -79,3 +79,81 @@ def test_bearer_token_behind_api_gateway_uses_the_forwarded_header():
     assert bearer_token(headers, forwarded=False) == "google-gateway-token"
     assert bearer_token({"Authorization": "Basic abc"}) is None
     assert bearer_token({"Authorization": "Bearer   "}) is None
+
+
+def test_json_nesting_depth_is_measured_outside_strings_in_linear_time():
+    import time
+
+    from shared.platform import jsonbody
+    assert jsonbody.nesting_depth(b"") == 0 and jsonbody.nesting_depth(b"123") == 0
+    assert jsonbody.nesting_depth(b'{"a": [1, {"b": []}]}') == 4
+    assert jsonbody.nesting_depth(b'{"note": "[[[[[[{{{{"}') == 1          # brackets inside strings
+    assert jsonbody.nesting_depth(b'["a\\"[[[", [1]]') == 2                 # an escaped quote
+    assert jsonbody.nesting_depth(b'["unterminated [[[[') == 1             # invalid anyway
+    assert jsonbody.loads(b"[" * 64 + b"]" * 64) is not None
+    with pytest.raises(jsonbody.TooDeep):
+        jsonbody.loads(b"[" * 65 + b"]" * 65)
+    for hostile in (b"[" * 1_000_000, b"[]" * 500_000, b'"\\"' * 300_000, b'"a"' * 300_000):
+        started = time.perf_counter()
+        jsonbody.nesting_depth(hostile)
+        assert time.perf_counter() - started < 0.5, hostile[:8]  # ~40 ms here; never quadratic
+
+
+def test_doc_id_refuses_what_firestore_cannot_name():
+    from pydantic import TypeAdapter, ValidationError
+
+    from shared.platform.models import DocId
+    ok = TypeAdapter(DocId)
+    for good in ("evt_123", "did:pkh:eip155:1:0xab", "a" * 256, "_x_", "__x"):
+        assert ok.validate_python(good) == good
+    for bad in ("", "a/b", ".", "..", "__x__", "__main__", "a" * 257, "x\ny", "\x00"):
+        with pytest.raises(ValidationError):
+            ok.validate_python(bad)
+
+
+def test_401_challenges_name_the_bearer_scheme():
+    from shared.platform.errors import www_authenticate
+    assert www_authenticate(token_rejected=False) == 'Bearer realm="payloom"'
+    assert www_authenticate(token_rejected=True) == 'Bearer realm="payloom", error="invalid_token"'
+
+
+def test_http_statuses_without_a_router_use_the_envelope():
+    from shared.platform.errors import INTERNAL_ERROR, http_error_envelope
+    assert http_error_envelope(414, "URI Too Long")["error"]["code"] == "uri_too_long"
+    assert http_error_envelope(431, "Request Header Fields Too Large")["error"]["code"] == "header_fields_too_large"
+    assert set(http_error_envelope(418, "I'm a teapot")["error"]) == {"type", "code", "message", "param"}
+    assert http_error_envelope(502, "Bad Gateway") == INTERNAL_ERROR
+
+
+def test_web3_imports_leave_the_recursion_limit_alone():
+    """py_ecc (under eth_account and web3) sets the limit to 100,000 at import; with that limit a
+    deep input overflows the C stack (SIGSEGV) instead of raising. A fresh interpreter proves it."""
+    import subprocess
+    import sys
+
+    from shared.platform.manifest import REPO_ROOT
+    code = ("import sys; before = sys.getrecursionlimit()\n"
+            "import shared.platform.router, shared.adapters.evm, shared.identity.siwe\n"
+            "import eth_account, web3, py_ecc\n"
+            "from eth_account import Account\n"
+            "Account.create()\n"
+            "print(before, sys.getrecursionlimit())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=str(REPO_ROOT))
+    assert out.returncode == 0, out.stderr[-2000:]
+    before, after = out.stdout.split()
+    assert before == after == "1000"
+
+
+def test_router_restores_a_recursion_limit_raised_later(caplog):
+    import sys
+
+    from shared.platform.safe_imports import RECURSION_LIMIT, restore_recursion_limit
+    sys.setrecursionlimit(100_000)
+    try:
+        with caplog.at_level(logging.WARNING):
+            restore_recursion_limit()
+        assert sys.getrecursionlimit() == RECURSION_LIMIT
+        assert "recursion limit" in caplog.text
+    finally:
+        sys.setrecursionlimit(RECURSION_LIMIT)

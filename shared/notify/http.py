@@ -1,0 +1,66 @@
+"""Entry surfaces of notify: the Pub/Sub consumer (first attempt) and the Cloud Tasks target
+(every retry). Both only call ``delivery.attempt``, which is idempotent per (message, attempt)."""
+from __future__ import annotations
+
+import base64
+import logging
+
+from pydantic import Field
+
+from shared.notify import delivery
+from shared.notify.outbound import EVENT_QUEUED
+from shared.platform import logs
+from shared.platform.deps import Deps, get_deps
+from shared.platform.errors import ServiceUnavailable
+from shared.platform.models import DocId, RequestModel, is_doc_id
+from shared.platform.outbox import Event, decode_message
+from shared.platform.router import SERVICE, Context, Router
+
+_log = logs.get_logger(__name__)
+
+
+def handle_events(deps: Deps, events: list[Event]) -> dict[str, str]:
+    """Attempt 1 of every queued message in a commit's events. A Firestore failure raises, so
+    Pub/Sub redelivers; an attempt already claimed is skipped."""
+    outcomes = {}
+    for event in events:
+        if event.type != EVENT_QUEUED:
+            continue
+        message_id = event.data.get("message_id")
+        if not isinstance(message_id, str) or not is_doc_id(message_id):
+            logs.log(_log, logging.ERROR, "queued-message event without a valid id dropped",
+                     event_id=event.id)
+            continue
+        outcomes[message_id] = delivery.attempt(deps, message_id, 1)
+    return outcomes
+
+
+def consume(cloud_event) -> None:
+    """functions-framework ``@cloud_event`` entry: a Pub/Sub messagePublished CloudEvent."""
+    logs.bind(function="notify_events", request_id=cloud_event["id"] if "id" in cloud_event else None)
+    message = (cloud_event.data or {}).get("message", {})
+    try:
+        events = decode_message(base64.b64decode(message.get("data", "") or b""))
+    except Exception:  # noqa: BLE001 — a poison message is logged and acked, never retried forever
+        logs.log(_log, logging.ERROR, "undecodable event message dropped",
+                 message_id=message.get("messageId"))
+        return
+    handle_events(get_deps(), events)
+
+
+class AttemptDue(RequestModel):
+    message_id: DocId
+    attempt: int = Field(ge=1, le=100)
+
+
+tasks = Router("notify_tasks")
+
+
+@tasks.post("/attempts", body=AttemptDue, auth=SERVICE, idempotent=False, atomic=False)
+def attempt_due(ctx: Context):
+    """Cloud Tasks target: the next attempt of a queued message (a no-op if it is not due)."""
+    outcome = delivery.attempt(ctx.deps, ctx.body.message_id, ctx.body.attempt)
+    if outcome == "busy":  # an attempt holds the lease: let the queue try again later
+        raise ServiceUnavailable("Another attempt is in progress.", headers={"Retry-After": "5"})
+    return {"object": "notify_attempt", "message_id": ctx.body.message_id,
+            "attempt": ctx.body.attempt, "outcome": outcome}
