@@ -14,7 +14,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@$(PY) -m pip install -q -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-# npm ci installs exactly the committed lockfile and never rewrites it (npm install would).
+# npm ci installs exactly the committed lockfile and never rewrites it; `install` would.
 node_modules/.bin/anvil: package.json package-lock.json
 	@npm ci --no-audit --no-fund --silent
 	@touch $@

@@ -13,9 +13,13 @@ import pytest
 from infra.local.stack import Ports, Stack
 from shared.platform.clock import SystemClock
 from shared.platform.config import Settings
+from shared.platform import manifest
 from shared.platform.deps import Deps, set_deps
 
+from tests.support import firestore_usage
+
 EMULATORS = ("firestore", "pubsub", "tasks")
+firestore_usage.install()  # what the code asks of Firestore, checked by tests/zz_usage
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +49,7 @@ def deps(emulators, project_id):
     """Ports bound to this test's own project on the shared emulators."""
     d = Deps(settings=make_settings(emulators, project_id), clock=SystemClock())
     d.publisher.ensure_topic(d.settings.events_topic)
-    for queue in ("default", "ledger"):
+    for queue in manifest.load_manifest()["queues"]:  # every queue the manifest declares
         d.tasks.ensure_queue(queue)
     set_deps(d)
     yield d

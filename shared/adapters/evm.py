@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils import to_checksum_address
 
+from shared.platform import safe_imports  # noqa: F401  (web3 -> py_ecc must not raise the recursion limit)
+
 if TYPE_CHECKING:
     from web3 import Web3
 

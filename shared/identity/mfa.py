@@ -34,6 +34,7 @@ from shared.identity import directory
 from shared.identity.config import identity_settings
 from shared.platform.errors import AuthenticationError, Conflict, InvalidRequest, Unprocessable
 from shared.platform.ids import new_id
+from shared.platform.secrets_at_rest import context as sealed_context, envelope
 
 MFA = "user_mfa"
 CHALLENGES = "mfa_challenges"
@@ -119,6 +120,20 @@ def qr_png_data_uri(text: str, scale: int = 6) -> str:
     return "data:image/png;base64," + base64.b64encode(png.getvalue()).decode()
 
 
+# --- TOTP seeds at rest: sealed through the KMS port (ADR 0004) --------------------------------
+# One purpose ("totp") for pending_secret and totp_secret: confirming moves the sealed value as is.
+# Legacy plaintext seeds still verify; the rewrap job (secrets_at_rest.rewrap_all) seals them.
+
+def _seal_totp(deps, user_id: str, secret: Any) -> Any:
+    return envelope(deps).ensure_sealed(secret, context=sealed_context(MFA, user_id, "totp"))
+
+
+def _opened(deps, user_id: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with the TOTP seed in clear, for checking a code only (never written back)."""
+    env, ctx = envelope(deps), sealed_context(MFA, user_id, "totp")
+    return {**doc, "totp_secret": env.reveal(doc.get("totp_secret"), context=ctx)}
+
+
 # --- enrolment -----------------------------------------------------------------------------------
 
 def _mfa_ref(db, user_id: str):
@@ -146,7 +161,8 @@ def begin_totp(deps, user_id: str) -> dict[str, Any]:
         raise Conflict("Two-factor authentication is already enabled; disable it first.",
                        code="mfa_already_enabled")
     secret = pyotp.random_base32()
-    ref.set({"user_id": user_id, "pending_secret": secret, "pending_created_at": now}, merge=True)
+    ref.set({"user_id": user_id, "pending_secret": _seal_totp(deps, user_id, secret),
+             "pending_created_at": now}, merge=True)
     label = user.get("email") or user.get("username") or user_id
     uri = pyotp.TOTP(secret, interval=TOTP_INTERVAL).provisioning_uri(
         name=label, issuer_name=settings.totp_issuer)
@@ -172,10 +188,11 @@ def confirm_totp(deps, user_id: str, code: str) -> dict[str, Any]:
         if not pending:
             raise Unprocessable("Start enrolment first (POST /v1/me/mfa/totp).",
                                 code="mfa_enrollment_missing")
-        step = match_totp(pending, code, now, None)
+        step = match_totp(envelope(deps).reveal(pending, context=sealed_context(MFA, user_id, "totp")),
+                          code, now, None)
         if step is None:
             raise InvalidRequest("The code is not valid.", param="code", code="invalid_mfa_code")
-        txn.set(ref, {"user_id": user_id, "totp_secret": pending, "pending_secret": None,
+        txn.set(ref, {"user_id": user_id, "totp_secret": _seal_totp(deps, user_id, pending), "pending_secret": None,
                       "last_totp_step": step, "enabled_at": now, "backup_salt": salt,
                       "backup_codes": [{"hash": backup_hash(salt, c), "used_at": None} for c in codes]})
         txn.update(uref, {"mfa_enabled": True})
@@ -212,7 +229,7 @@ def _with_code(deps, user_id: str, code: str, action) -> Any:
         doc = snap.to_dict() if snap.exists else {}
         if not doc.get("totp_secret"):
             raise Unprocessable("Two-factor authentication is not enabled.", code="mfa_not_enabled")
-        update = _consume_code(doc, None, code, now)
+        update = _consume_code(_opened(deps, user_id, doc), None, code, now)
         if update is None:
             raise InvalidRequest("The code is not valid.", param="code", code="invalid_mfa_code")
         update.pop("_method")
@@ -302,7 +319,8 @@ def verify_challenge(uow, *, challenge_id: str, code: str, method: str | None = 
     mref = _mfa_ref(db, challenge["user_id"])
     msnap = uow.get(mref)
     doc = msnap.to_dict() if msnap.exists else {}
-    update = _consume_code(doc, method, code, now) if doc.get("totp_secret") else None
+    update = (_consume_code(_opened(uow.deps, challenge["user_id"], doc), method, code, now)
+              if doc.get("totp_secret") else None)
     if update is None:
         attempts = challenge.get("attempts", 0) + 1
         uow.update(cref, {"attempts": attempts, **({"status": "failed"}

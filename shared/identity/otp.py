@@ -102,10 +102,10 @@ def check_destination(deps, number: PhoneNumber, now: dt.datetime) -> None:
     db = deps.db
     enforce(db, Limit("auth.otp.send.phone.hour", s.sends_per_hour, 3600), number.e164, now)
     enforce(db, Limit("auth.otp.send.phone.day", s.sends_per_day, 86400), number.e164, now)
-    enforce(db, Limit("auth.otp.send.country.hour", s.sends_per_country_per_hour, 3600),
-            str(number.region), now)
     enforce(db, Limit("auth.otp.send.prefix.hour", s.sends_per_prefix_per_hour, 3600),
             number.e164[:-s.prefix_hidden_digits], now)
+    enforce(db, Limit("auth.otp.send.country.hour", s.sends_per_country_per_hour, 3600),
+            str(number.region), now)
 
 
 def otp_text(deps, code: str) -> str:

@@ -46,7 +46,7 @@ CHECKPOINT_ID = "checkpoint"
 FULL_EVERY = dt.timedelta(days=7)
 # Reads are taken this far in the past: commits still in flight at that instant are finished,
 # so the snapshot is a final prefix of ledger order.
-SETTLE = dt.timedelta(seconds=2)
+SETTLE = dt.timedelta(seconds=1)
 MAX_REPORTED = 50
 _log = logs.get_logger(__name__)
 

@@ -44,8 +44,9 @@ class Settings(BaseSettings):
         return self.env in ("staging", "prod")
 
     @property
-    def validate_responses(self) -> bool:
-        """Check every response against its declared model, in tests."""
+    def strict_checks(self) -> bool:
+        """In tests: every response is checked against its declared model and every timer
+        against the manifest's task functions and queues."""
         return self.env == "test"
 
     def function_url(self, name: str) -> str:

@@ -43,3 +43,17 @@ def function(name: str) -> dict[str, Any]:
         if fn["name"] == name:
             return fn
     raise KeyError(name)
+
+
+def check_task_target(queue: str, function_name: str) -> None:
+    """A timer must target a task function of the manifest through the queue it declares
+    (checked in tests, so the manifest's queues are the ones the code uses)."""
+    queues = load_manifest().get("queues", {})
+    if queue not in queues:
+        raise ValueError(f"queue {queue!r} is not declared in the manifest")
+    try:
+        fn = function(function_name)
+    except KeyError:
+        raise ValueError(f"task target {function_name!r} is not a manifest function") from None
+    if fn["trigger"] != "task" or fn.get("queue") != queue:
+        raise ValueError(f"{function_name!r} is not a task function of queue {queue!r}")

@@ -367,7 +367,7 @@ class Router:
         if result is None:
             return flask.Response(status=204 if status == 200 else status, headers=headers)
         payload = to_jsonable_python(result, by_alias=True)
-        if route.response is not None and ctx.deps.settings.validate_responses:
+        if route.response is not None and ctx.deps.settings.strict_checks:
             _check_response(route, payload)
         return _json_response(status, payload, headers)
 

@@ -168,6 +168,9 @@ class UnitOfWork:
                       schedule_time: dt.datetime | None = None, name: str | None = None) -> None:
         """A Cloud Task enqueued after commit (at least once; give it a deterministic ``name``
         so a redo is refused by the queue, and make its handler idempotent)."""
+        if self.deps.settings.strict_checks:
+            from shared.platform.manifest import check_task_target
+            check_task_target(queue, function)
         self.tasks.append({"queue": queue, "function": function, "path": path, "body": body,
                            "schedule_time": schedule_time, "name": name})
 

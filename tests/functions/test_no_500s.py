@@ -166,16 +166,22 @@ def test_cursors_firestore_cannot_name_are_a_400(path, cursor, function_client, 
     assert r.get_json()["error"]["param"] == "starting_after"
 
 
-@pytest.mark.parametrize("fn", [f["name"] for f in http_functions()])
+@pytest.mark.parametrize("fn", [f["name"] for f in manifest.functions()])
 def test_flask_own_refusals_are_envelopes(fn, function_client, deps):
     """A newline (or any character the catch-all rule cannot match) never reaches the router:
-    Flask answered with its HTML 404 page."""
+    Flask answered with its HTML 404 page. Pub/Sub functions' framework 400/405 likewise."""
     client = function_client(fn)
-    prefix = f"/v1/{manifest.function(fn)['path']}"
+    spec = manifest.function(fn)
+    prefix = f"/v1/{spec['path']}" if spec.get("path") else f"/_fn/{fn}"
     for path in (f"{prefix}/evt_x%0A", f"{prefix}/a%0Ab/c", "/robots.txt", "/favicon.ico"):
         r = client.get(path)
-        assert r.status_code == 404 and r.mimetype == "application/json", (path, r.data[:200])
+        expected = (404, 405) if spec["trigger"] == "pubsub" else (404,)  # Pub/Sub rules are POST-only
+        assert r.status_code in expected and r.mimetype == "application/json", (path, r.data[:200])
         assert set(r.get_json()["error"]) == {"type", "code", "message", "param"}
+    if spec["trigger"] == "pubsub":
+        for r in (client.post("/", data=b"junk", content_type="application/json"), client.put("/")):
+            assert r.status_code in (400, 405) and r.mimetype == "application/json", r.data[:200]
+            assert set(r.get_json()["error"]) == {"type", "code", "message", "param"}
 
 
 def test_newline_in_a_path_through_the_gateway_is_an_envelope(inprocess_gateway):

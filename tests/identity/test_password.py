@@ -329,7 +329,28 @@ def test_change_password_keeps_this_session_and_revokes_the_others(auth, me, sig
     assert_error(me.get("/v1/me", headers={"Authorization": f"Bearer {other['access_token']}"}), 401)
 
 
-def test_email_delivery_failure_does_not_fail_registration(deps, auth, configure, inbox):
-    configure(email_api_url="http://127.0.0.1:9")  # nothing listens there
+def test_with_the_email_provider_down_signup_and_forgot_answer_at_once_and_mail_follows(
+        deps, auth, email_server):
+    """Issue 7 item 6: no send inside the request; the queued emails go out once the provider
+    is back (attempt 1 after commit fails, the scheduled retry succeeds)."""
+    import time
+
+    from shared.adapters.email_sendgrid import HttpEmailSender
+    from shared.notify import delivery
+    from tests.support.identity import deliver_outbound
+    deps.extras["notify.email"] = HttpEmailSender("http://127.0.0.1:9", "k",  # nothing listens
+                                                  from_email="no-reply@payloom.dev", timeout=2)
+    t0 = time.perf_counter()
     r = auth.post("/v1/auth/register", json=body(email="nomail@example.com", username="nomail"))
     assert r.status_code == 201
+    r = auth.post("/v1/auth/password/forgot", json={"email": "nomail@example.com"})
+    assert r.status_code == 202
+    assert time.perf_counter() - t0 < 3.0
+    queued = [s.id for s in deps.db.collection("outbound_messages").stream()]
+    assert len(queued) == 2
+    assert deliver_outbound(deps) == ["retrying", "retrying"]
+    assert email_server.inbox("nomail@example.com") == []
+    deps.extras.pop("notify.email")  # the provider is back: the retries deliver
+    assert sorted(delivery.attempt(deps, mid, 2) for mid in queued) == ["sent", "sent"]
+    kinds = sorted(m["categories"][0] for m in email_server.inbox("nomail@example.com"))
+    assert kinds == ["password_reset", "verify_email"]

@@ -4,7 +4,7 @@ import io
 
 from shared.ledger import accounts
 from shared.wallet.limits import TierLimits, WalletPolicy
-from tests.ledger.conftest import fund, generous_policy, link_handle
+from tests.ledger.conftest import fund, generous_policy, link_handle, unit
 
 
 def p2p(wallet, headers, to, amount=100, asset="USD", key=None, **extra):
@@ -75,7 +75,7 @@ def test_bad_input_is_a_clear_4xx_envelope(deps, wallet, make_user, policy):
         e = err(r)
         assert e["code"] == code and e["param"] == param and e["message"], (body, e)
     fund(deps, b, 1)
-    accounts.close_account(deps.db, accounts.user_wallet_id(b, "USD"), deps.clock.now())
+    unit(deps, accounts.close_account, accounts.user_wallet_id(b, "USD"))
     r = p2p(wallet, ha, {"username": bu}, 5)
     assert r.status_code == 422 and err(r)["code"] == "account_closed" and err(r)["param"] == "to"
     unauth = wallet.post("/v1/wallet/transfers", json={"to": {"username": bu}, "amount": 5, "asset": "USD"})

@@ -88,9 +88,7 @@ def test_queueing_commits_with_the_unit_seals_the_content_and_publishes_one_inte
         return queue_email(uow, to="ada@example.com", subject="Your code",
                            text=f"Your code is {CODE}", kind="otp", user_id="usr_ada")
 
-    started = time.monotonic()
-    message_id = run_unit(deps, sign_up)
-    assert time.monotonic() - started < 2  # no provider call: the simulator is not even up
+    message_id = run_unit(deps, sign_up)  # succeeds with the email simulator down: no send in it
     doc = _doc(deps, message_id)
     assert doc["status"] == "queued" and doc["channel"] == "email" and doc["kind"] == "otp"
     assert doc["attempt_count"] == 0 and doc["expires_at"] > doc["created_at"]

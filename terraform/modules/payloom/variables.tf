@@ -55,18 +55,20 @@ variable "ttl_fields" {
   description = "Firestore TTL policies: collection group => expiry timestamp field."
   type        = map(string)
   default = {
-    idempotency_keys = "expires_at"
-    rate_limits      = "expires_at"
-    processed_events = "expires_at"
-    outbox           = "expires_at"
-    refresh_tokens   = "expires_at"
-    email_tokens     = "expires_at"
-    mfa_challenges   = "expires_at"
-    phone_otps       = "purge_at"
-    oauth_states     = "purge_at"
-    siwe_nonces      = "purge_at"
-    did_challenges   = "purge_at"
-    stripe_events    = "expires_at"
+    idempotency_keys  = "expires_at"
+    rate_limits       = "expires_at"
+    processed_events  = "expires_at"
+    outbox            = "expires_at"
+    sessions          = "expires_at"
+    outbound_messages = "expires_at"
+    refresh_tokens    = "expires_at"
+    email_tokens      = "expires_at"
+    mfa_challenges    = "expires_at"
+    phone_otps        = "purge_at"
+    oauth_states      = "purge_at"
+    siwe_nonces       = "purge_at"
+    did_challenges    = "purge_at"
+    stripe_events     = "expires_at"
   }
 }
 
