@@ -99,9 +99,10 @@ def login(uow, *, password: str, email: str | None = None, username: str | None 
           ip: str | None = None, user_agent: str | None = None) -> dict[str, Any]:
     """Password login. Returns a token pair, or an ``mfa_challenge`` if MFA is on.
 
-    Three round trips: the handle, one batch of (guard, user, credentials), one commit (the
-    session, or the counted failure: ``keep_writes_on_error``). The guard (``login_guard``)
-    refuses before any argon2 work when the account is locked or out of budget.
+    Three round trips: the handle, one batch of (account guard, IP guard, user, credentials),
+    one commit (the session, or the counted failure: ``keep_writes_on_error``). The guards
+    (``login_guard``) refuse before any argon2 work when the account is locked or out of
+    budget, or the client IP has failed too often.
     """
     deps, db, now = uow.deps, uow.db, uow.now
     settings = identity_settings(deps)
@@ -111,7 +112,11 @@ def login(uow, *, password: str, email: str | None = None, username: str | None 
     gref = login_guard.guard_ref(db, user_id=user_id, kind=kind, identifier=ident)
     uref, cref = (directory.user_ref(db, user_id), credentials_ref(db, user_id)) if user_id \
         else (None, None)
-    snaps = uow.get_all([gref] + ([uref, cref] if user_id else []))  # one round trip
+    iref = login_guard.ip_ref(db, ip) if ip else None
+    snaps = uow.get_all([gref] + ([iref] if iref else []) + ([uref, cref] if user_id else []))
+    ip_doc = (snaps[iref.path].to_dict() or {}) if iref and snaps[iref.path].exists else {}
+    if iref:
+        login_guard.check_ip(ip_doc, now, settings)
     gsnap = snaps[gref.path]
     guard = gsnap.to_dict() if gsnap.exists else {}
     login_guard.check(guard, now, settings)
@@ -125,6 +130,8 @@ def login(uow, *, password: str, email: str | None = None, username: str | None 
     uow.set(gref, verdict.doc)
     if not ok:
         uow.keep_writes_on_error = True  # the failure must count
+        if iref:
+            uow.set(iref, login_guard.ip_after_failure(ip_doc, now))
         if verdict.notify and user and user.get("email"):
             _queue_lock_notice(uow, user, verdict.notify)
         raise invalid_login()

@@ -56,6 +56,7 @@ class IdentitySettings(BaseSettings):
     # password sign-in stays locked until a password reset. Attempts per account per minute are
     # capped by ``login_attempts_per_minute`` (email and username share one budget).
     login_attempts_per_minute: int = 10
+    login_failures_per_ip_per_minute: int = 10
     lockout_after: int = 10
     lockout_base_seconds: int = 60
     lockout_max_seconds: int = 3600

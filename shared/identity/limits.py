@@ -6,7 +6,10 @@ in the services because the key comes from the request body.
 """
 from shared.platform.ratelimit import Limit
 
-LOGIN_IP = Limit("auth.login.ip", 10, 60)                 # brief: 10/min per IP and per account
+# Login's guessing limits (10 failures/min per IP, 10 attempts/min per account, consecutive
+# failures) are counted in the login's own commit (shared.identity.login_guard, ADR 0010); the
+# route keeps only a per-instance capacity limit, so a login costs no rate-limit round trip.
+LOGIN_IP = Limit("login.ip.capacity", 60, 60, shared=False)
 REGISTER_IP = Limit("auth.register.ip", 100, 3600)        # Firebase: 100 accounts/h per IP
 REFRESH_IP = Limit("auth.refresh.ip", 150, 300)           # Supabase: 150 refreshes / 5 min
 VERIFY_IP = Limit("auth.verify.ip", 30, 3600)             # verify-email / reset: 30/h per IP

@@ -13,8 +13,14 @@ the limits cost no extra round trip and concurrent guesses cannot lose a count:
   methods and the password reset still work, so an attacker can lock out a password, not a user.
 * The owner is told (through the outbox) when the account first locks and when it hard-locks.
 
-Unknown identifiers get a guard too (``login_guards/{sha256(kind:identifier)}``), with the same
-rules, so a locked or rate-limited answer never tells an existing account from a made-up one.
+Unknown identifiers get a guard too (``login_guards/unknown_{sha256(kind:identifier)}``), with
+the same rules, so a locked or rate-limited answer never tells an existing account from a
+made-up one.
+
+Per client IP (credential stuffing across accounts), ``login_guards/ip_{sha256(ip)}`` counts
+*failed* logins per minute (``login_failures_per_ip_per_minute``). It rides in the same read
+batch, and only a failure writes it, so a successful login never contends on a shared IP
+(carrier-grade NAT) and costs no extra round trip.
 """
 from __future__ import annotations
 
@@ -98,3 +104,23 @@ def reset_doc(now: dt.datetime) -> dict[str, Any]:
     """A password reset or change clears every lock."""
     return {"consecutive_failures": 0, "locked_until": None, "hard_locked": False,
             "lock_notified": False, "updated_at": now}
+
+
+def ip_ref(db, ip: str):
+    return db.collection(COLLECTION).document(
+        "ip_" + hashlib.sha256(ip.strip().lower().encode()).hexdigest())
+
+
+def check_ip(doc: dict[str, Any], now: dt.datetime, settings) -> None:
+    start, count = _window(doc, now)
+    if count >= settings.login_failures_per_ip_per_minute:
+        wait = max(1, start + WINDOW_SECONDS - int(now.timestamp()))
+        raise RateLimited(f"Too many failed sign-ins from this address; limit is "
+                          f"{settings.login_failures_per_ip_per_minute} per minute.",
+                          headers={"Retry-After": str(wait)})
+
+
+def ip_after_failure(doc: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
+    start, count = _window(doc, now)
+    return {"window_start": start, "window_count": count + 1, "updated_at": now,
+            "expires_at": now + dt.timedelta(seconds=2 * WINDOW_SECONDS)}

@@ -49,13 +49,15 @@ def transfer_ref(db, transfer_id: str):
     return db.collection(TRANSFERS).document(transfer_id)
 
 
-def first_refs(db, specs: Iterable[TransferSpec], templates: Iterable[AccountTemplate] = ()) -> list:
+def first_refs(db, specs: Iterable[TransferSpec], templates: Iterable[AccountTemplate] = (), *,
+               assume_new: bool = False) -> list:
     """What ``execute`` reads in its first round, so a caller can read it together with its
     own documents in one ``get_all`` (``uow`` caches what it has read)."""
     specs, refs = list(specs), []
     by_template = {t.id: t for t in templates}
     for s in specs:
-        refs.append(transfer_ref(db, s.id))
+        if not assume_new:
+            refs.append(transfer_ref(db, s.id))
         for other in (s.pending_id, s.reverses):
             if other:
                 refs.append(transfer_ref(db, other))
@@ -76,15 +78,22 @@ def first_refs(db, specs: Iterable[TransferSpec], templates: Iterable[AccountTem
 
 
 def execute(uow: UnitOfWork, specs: list[TransferSpec], *,
-            templates: Iterable[AccountTemplate] = (), extra_refs: Iterable = ()) -> Outcome:
-    """Plan and buffer a linked batch in ``uow``. Raises a PayloomError on any refusal."""
+            templates: Iterable[AccountTemplate] = (), extra_refs: Iterable = (),
+            assume_new: bool = False) -> Outcome:
+    """Plan and buffer a linked batch in ``uow``. Raises a PayloomError on any refusal.
+
+    ``assume_new``: do not read the batch's own transfer ids (a blind credit then costs one
+    commit and no read). ``create()`` still guards them: if one exists the commit fails, the
+    unit runs again, and the caller must then pass ``assume_new=False`` to read and replay it."""
     rules.validate(specs)
     db, now = uow.db, uow.now
     templates = list(templates)
     extra_refs = list(extra_refs)
     transfers: dict[str, dict[str, Any] | None] = {}
+    if assume_new:
+        transfers.update((s.id, None) for s in specs)
     states: dict[str, rules.AccountState] = {}
-    refs = first_refs(db, specs, templates) + extra_refs
+    refs = first_refs(db, specs, templates, assume_new=assume_new) + extra_refs
     for s in specs:                      # hot accounts skipped by first_refs: cached metadata
         for a in (s.debit_account_id, s.credit_account_id):
             meta = a and acc_mod.cached_meta(db, a)
@@ -117,7 +126,7 @@ def _absorb(db, uow: UnitOfWork, snaps: dict[str, Any], transfers: dict, states:
             doc = snap.to_dict() if snap.exists else None
             prev = states.get(parts[1])
             states[parts[1]] = rules.AccountState(doc, True, prev.shards if prev and prev.read else None)
-            if doc and (doc.get("flags") or {}).get("hot"):
+            if doc:   # immutable metadata: a hint for the next first round (shards to read)
                 acc_mod.remember_meta(db, doc)
         elif parts[0] == acc_mod.ACCOUNTS and len(parts) == 4 and parts[2] == SHARDS:
             shard_sums.setdefault(parts[1], [])

@@ -442,7 +442,10 @@ def plan(specs: list[TransferSpec], *, transfers: Mapping[str, dict[str, Any] | 
         if after is not None:
             out.balances[acct.id] = after
     for doc in new_docs.values():
-        for tenant in doc["owners"] or ["platform"]:
+        # One event per user involved, showing only that user's side. A transfer between
+        # system accounts emits none: the capability that made it (payments, payouts) emits its
+        # own domain event in the same unit, and the audit covers the ledger itself.
+        for tenant in doc["owners"]:
             out.events.append((EVENT_TYPES[doc["kind"]], tenant,
                                {"object": transfer_resource(doc, viewer=tenant)}))
     out.results = [TransferResult(s.id, "created", new_docs[s.id]) for s in specs]

@@ -27,9 +27,10 @@ def new_transfer_id() -> str:
 
 
 def create_transfers(uow: UnitOfWork, specs: list[TransferSpec], *,
-                     templates: Iterable[AccountTemplate] = ()) -> list[TransferResult]:
+                     templates: Iterable[AccountTemplate] = (),
+                     assume_new: bool = False) -> list[TransferResult]:
     """A linked batch: every leg commits or none does. A retry answers ``exists``."""
-    return engine.execute(uow, specs, templates=templates).results
+    return engine.execute(uow, specs, templates=templates, assume_new=assume_new).results
 
 
 def create_transfer(uow: UnitOfWork, spec: TransferSpec, **kw) -> TransferResult:
@@ -39,7 +40,15 @@ def create_transfer(uow: UnitOfWork, spec: TransferSpec, **kw) -> TransferResult
 def transfer_now(deps: Deps, spec: TransferSpec | list[TransferSpec], **kw):
     """Outside a request (tests, tasks, the bench): run, commit and publish one batch."""
     specs = spec if isinstance(spec, list) else [spec]
-    results = run_unit(deps, lambda uow: create_transfers(uow, specs, **kw))
+    attempts = [0]
+
+    def attempt(uow: UnitOfWork):
+        # First attempt: blind (the ids are not read; create() guards them). If the commit
+        # failed, the next attempt reads them, so an existing batch is compared and replayed.
+        attempts[0] += 1
+        return create_transfers(uow, specs, assume_new=attempts[0] == 1, **kw)
+
+    results = run_unit(deps, attempt)
     return results if isinstance(spec, list) else results[0]
 
 

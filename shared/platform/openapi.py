@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shared.platform import catalog
 from shared.platform.router import PUBLIC, ROUTERS, SERVICE, Router
 
 ERROR_SCHEMA = {
@@ -85,6 +86,7 @@ def build_openapi(routers: list[Router] | None = None) -> dict[str, Any]:
                                 "Lists use cursor pagination with limit and starting_after."},
         "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),
+        "webhooks": catalog.openapi_webhooks(lambda model: _schema(model, components)),
         "components": {"schemas": components, "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer",
                        "description": "A user access token (JWT) or an API key (sk_test_/sk_live_)."}}},

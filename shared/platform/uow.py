@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from google.api_core import exceptions as gexc
 from google.cloud.firestore_v1 import types
 
-from shared.platform import logs, outbox
+from shared.platform import catalog, logs, outbox
 from shared.platform.errors import ServiceUnavailable
 
 _log = logs.get_logger(__name__)
@@ -158,7 +158,10 @@ class UnitOfWork:
     # ---- effects after commit --------------------------------------------------------------
     def emit(self, type: str, *, tenant: str, data: dict[str, Any], livemode: bool = False,
              event_id: str | None = None) -> outbox.Event:
-        """Record a domain event: it exists if and only if this unit commits."""
+        """Record a domain event: it exists if and only if this unit commits. Its type and
+        payload must be declared in ``shared.platform.catalog`` (checked in tests)."""
+        if self.deps.settings.strict_checks:
+            catalog.check(type, data)
         event = outbox.new_event(type=type, tenant=tenant, data=data, now=self.now,
                                  livemode=livemode, event_id=event_id)
         self.events.append(event)

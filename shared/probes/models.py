@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from shared.platform.catalog import ObjectPayload, declare
 from shared.platform.models import RequestModel, ResourceModel
 
 
@@ -23,6 +24,12 @@ class Probe(ResourceModel):
     due: str | None = Field(None, description="When the task was scheduled to run.")
     completed: str | None = Field(None, description="When the task handler completed the probe.")
     livemode: bool = False
+
+
+PROBE_CREATED = declare("probe.created", ObjectPayload[Probe],
+                        description="A probe was created; its consumer schedules the task hop.")
+PROBE_COMPLETED = declare("probe.completed", ObjectPayload[Probe],
+                          description="A probe's task hop ran: every trigger kind works.")
 
 
 class ProbeDue(RequestModel):

@@ -1,0 +1,81 @@
+"""The event catalogue: every event type Payloom emits, declared once with its payload schema.
+
+Capabilities declare their types next to their models (``declare("probe.created",
+ObjectPayload[Probe])``). ``UnitOfWork.emit`` checks each event against its declaration in tests
+(an undeclared type or a payload that does not match is a bug), and the OpenAPI document
+publishes public types in its ``webhooks`` section so receivers can generate their models.
+Envelopes stay thin and stable: ``{id, object, type, created, livemode, data: {object}}``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+T = TypeVar("T")
+DEFAULT_VERSION = "2026-12-01"
+
+
+class ObjectPayload(BaseModel, Generic[T]):
+    """``data`` of most events: the object as the API returns it, after the change."""
+    object: T
+
+
+@dataclasses.dataclass(frozen=True)
+class EventType:
+    name: str
+    payload: type[BaseModel]
+    description: str
+    version: str = DEFAULT_VERSION
+    public: bool = True   # delivered to merchants' webhooks and listed by the events API
+
+
+CATALOG: dict[str, EventType] = {}
+REQUIRE_DECLARED = False  # switched on once every capability declares its types
+
+
+class UndeclaredEvent(Exception):
+    """Emitted an event whose type or payload the catalogue does not declare."""
+
+
+def declare(name: str, payload: type[BaseModel], *, description: str = "",
+            version: str = DEFAULT_VERSION, public: bool = True) -> EventType:
+    existing = CATALOG.get(name)
+    if existing is not None and existing.payload is not payload:
+        raise ValueError(f"event type {name!r} is declared twice with different payloads")
+    event_type = EventType(name, payload, description or name, version, public)
+    CATALOG[name] = event_type
+    return event_type
+
+
+def check(name: str, data: dict[str, Any]) -> None:
+    event_type = CATALOG.get(name)
+    if event_type is None:
+        if not REQUIRE_DECLARED:
+            return
+        raise UndeclaredEvent(f"event type {name!r} is not declared in the catalogue")
+    try:
+        event_type.payload.model_validate(data)
+    except ValidationError as exc:
+        raise UndeclaredEvent(f"{name} payload does not match {event_type.payload.__name__}: "
+                              f"{exc.errors()[:3]}") from None
+
+
+def openapi_webhooks(schema_for) -> dict[str, Any]:
+    """The OpenAPI 3.1 ``webhooks`` section: one POST per public event type."""
+    hooks: dict[str, Any] = {}
+    for name in sorted(CATALOG):
+        et = CATALOG[name]
+        if not et.public:
+            continue
+        hooks[name] = {"post": {
+            "summary": et.description, "operationId": f"event_{name.replace('.', '_')}",
+            "x-event-version": et.version,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["id", "object", "type", "created", "data"],
+                "properties": {"id": {"type": "string"}, "object": {"const": "event"},
+                               "type": {"const": name}, "created": {"type": "string", "format": "date-time"},
+                               "livemode": {"type": "boolean"}, "data": schema_for(et.payload)}}}}},
+            "responses": {"2XX": {"description": "Received; any other status is retried."}}}}
+    return hooks

@@ -1,0 +1,33 @@
+"""The event catalogue: declared payloads are enforced when emitting (in tests) and published in
+the OpenAPI document's webhooks section."""
+import pytest
+
+from shared.platform import catalog
+from shared.platform.openapi import build_openapi
+from shared.platform.uow import UnitOfWork
+import shared.probes.http  # noqa: F401  (declares probe.*)
+
+
+def test_an_event_whose_payload_does_not_match_its_declaration_is_refused(deps):
+    uow = UnitOfWork(deps)
+    with pytest.raises(catalog.UndeclaredEvent):
+        uow.emit("probe.created", tenant="t", data={"object": {"id": "prb_1"}})
+    assert uow.events == []
+
+
+def test_public_event_types_are_in_the_openapi_webhooks_section():
+    spec = build_openapi()
+    hook = spec["webhooks"]["probe.created"]["post"]
+    body = hook["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["type"] == {"const": "probe.created"}
+    data_ref = body["properties"]["data"]["$ref"].rsplit("/", 1)[-1]
+    assert "object" in spec["components"]["schemas"][data_ref]["properties"]
+
+
+def test_a_type_cannot_be_declared_twice_with_different_payloads():
+    from pydantic import BaseModel
+
+    class Other(BaseModel):
+        x: int
+    with pytest.raises(ValueError):
+        catalog.declare("probe.created", Other)
