@@ -28,9 +28,9 @@ class EventListQuery(ListQuery):
     type: str | None = Field(None, max_length=100, description="Only events of this type.")
 
 
-def _resource(doc: dict) -> dict:
-    return {"id": doc["id"], "object": "event", "type": doc["type"], "created": doc["created"],
-            "livemode": doc.get("livemode", False), "data": doc["data"]}
+def _resource(doc: dict) -> EventResource:
+    return EventResource(id=doc["id"], type=doc["type"], created=doc["created"],
+                         livemode=doc.get("livemode", False), data=doc["data"])
 
 
 @api.get("/", query=EventListQuery, response=ListResponse[EventResource], scopes=["events:read"])

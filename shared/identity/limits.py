@@ -15,6 +15,7 @@ REFRESH_IP = Limit("auth.refresh.ip", 150, 300)           # Supabase: 150 refres
 VERIFY_IP = Limit("auth.verify.ip", 30, 3600)             # verify-email / reset: 30/h per IP
 FORGOT_IP = Limit("auth.forgot.ip", 30, 3600)
 MFA_VERIFY_IP = Limit("auth.mfa.ip", 30, 300)             # Supabase: 30 verifications / 5 min
+MFA_SMS_IP = Limit("auth.mfa.sms.ip", 10, 300)            # SMS factor codes texted per IP
 LOGOUT_PRINCIPAL = Limit("auth.logout.principal", 60, 60)
 RESEND_PRINCIPAL = Limit("auth.resend.principal", 10, 3600)
 

@@ -146,8 +146,14 @@ def status(deps, user_id: str) -> dict[str, Any]:
     enabled = bool(doc.get("totp_secret"))
     remaining = sum(1 for c in doc.get("backup_codes") or [] if c.get("used_at") is None)
     return {"object": "mfa_status", "totp_enabled": enabled,
+            "sms_enabled": bool(doc.get("sms_enabled")),
             "backup_codes_remaining": remaining if enabled else 0,
-            "methods": ["totp", "backup_code"] if enabled else []}
+            "methods": _methods(doc)}
+
+
+def _methods(doc: dict[str, Any]) -> list[str]:
+    return ((["totp", "backup_code"] if doc.get("totp_secret") else [])
+            + (["sms"] if doc.get("sms_enabled") else []))
 
 
 def begin_totp(deps, user_id: str) -> dict[str, Any]:
@@ -194,7 +200,8 @@ def confirm_totp(deps, user_id: str, code: str) -> dict[str, Any]:
             raise InvalidRequest("The code is not valid.", param="code", code="invalid_mfa_code")
         txn.set(ref, {"user_id": user_id, "totp_secret": _seal_totp(deps, user_id, pending), "pending_secret": None,
                       "last_totp_step": step, "enabled_at": now, "backup_salt": salt,
-                      "backup_codes": [{"hash": backup_hash(salt, c), "used_at": None} for c in codes]})
+                      "backup_codes": [{"hash": backup_hash(salt, c), "used_at": None} for c in codes]},
+                merge=True)  # keeps an SMS factor
         txn.update(uref, {"mfa_enabled": True})
 
     run(db.transaction())
@@ -245,8 +252,10 @@ def disable_totp(deps, user_id: str, code: str) -> dict[str, Any]:
     def action(txn, doc):
         txn.set(_mfa_ref(db, user_id), {"user_id": user_id, "totp_secret": None,
                                         "pending_secret": None, "backup_codes": [],
-                                        "last_totp_step": doc.get("last_totp_step")})
-        txn.update(directory.user_ref(db, user_id), {"mfa_enabled": False})
+                                        "last_totp_step": doc.get("last_totp_step"),
+                                        "sms_enabled": bool(doc.get("sms_enabled"))})
+        # SMS, if on, stays a second factor.
+        txn.update(directory.user_ref(db, user_id), {"mfa_enabled": bool(doc.get("sms_enabled"))})
 
     _with_code(deps, user_id, code, action)
     return {"object": "mfa_status", "totp_enabled": False, "backup_codes_remaining": 0,
@@ -275,6 +284,8 @@ def create_challenge(uow, *, user_id: str, amr: list[str], ip: str | None,
     """A pending second-factor challenge (a blind create in ``uow``); no tokens yet."""
     settings = identity_settings(uow.deps)
     now = uow.now
+    msnap = uow.get(_mfa_ref(uow.db, user_id))  # which factors to offer
+    methods = _methods(msnap.to_dict() if msnap.exists else {}) or ["totp", "backup_code"]
     challenge_id = new_id("mfc", 32)
     expires = now + dt.timedelta(seconds=settings.mfa_challenge_ttl_seconds)
     uow.create(uow.db.collection(CHALLENGES).document(challenge_id), {
@@ -282,7 +293,7 @@ def create_challenge(uow, *, user_id: str, amr: list[str], ip: str | None,
         "user_agent": (user_agent or "")[:512] or None, "status": "pending", "attempts": 0,
         "created_at": now, "expires_at": expires})
     return {"object": "mfa_challenge", "challenge_id": challenge_id,
-            "methods": ["totp", "backup_code"], "expires_in": settings.mfa_challenge_ttl_seconds}
+            "methods": methods, "expires_in": settings.mfa_challenge_ttl_seconds}
 
 
 def _challenge_failed() -> AuthenticationError:
@@ -320,7 +331,11 @@ def verify_challenge(uow, *, challenge_id: str, code: str, method: str | None = 
     msnap = uow.get(mref)
     doc = msnap.to_dict() if msnap.exists else {}
     update = (_consume_code(_opened(uow.deps, challenge["user_id"], doc), method, code, now)
-              if doc.get("totp_secret") else None)
+              if doc.get("totp_secret") and method != "sms" else None)
+    if update is None and doc.get("sms_enabled") and method in (None, "sms"):
+        from shared.identity import mfa_sms
+        if mfa_sms.consume(uow, challenge["user_id"], code):
+            update = {"_method": "sms"}
     if update is None:
         attempts = challenge.get("attempts", 0) + 1
         uow.update(cref, {"attempts": attempts, **({"status": "failed"}
@@ -328,9 +343,12 @@ def verify_challenge(uow, *, challenge_id: str, code: str, method: str | None = 
         raise _challenge_failed()
     uow.keep_writes_on_error = False
     used = update.pop("_method")
-    uow.update(mref, update)
+    if update:
+        uow.update(mref, update)
     uow.update(cref, {"status": "completed", "completed_at": now, "method": used})
-    amr = list(challenge.get("amr") or ["pwd"]) + (["otp", "mfa"] if used == "totp" else ["mfa"])
+    amr = list(challenge.get("amr") or ["pwd"]) + (["otp", "mfa"] if used == "totp"
+                                                   else ["sms", "mfa"] if used == "sms" else ["mfa"])
+    amr = list(dict.fromkeys(amr))
     return open_session(uow, user_id=challenge["user_id"], amr=amr,
                         ip=ip or challenge.get("ip"),
                         user_agent=user_agent or challenge.get("user_agent"))

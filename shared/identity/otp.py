@@ -115,9 +115,10 @@ def otp_text(deps, code: str) -> str:
             f"{' min' if s.ttl_seconds % 60 == 0 else ' s'}. Never share it.")
 
 
-def issue_code(uow, number: PhoneNumber, purpose: str) -> dt.datetime:
+def issue_code(uow, number: PhoneNumber, purpose: str, *, user_id: str | None = None) -> dt.datetime:
     """Store a fresh code for (purpose, number) and queue its SMS, in ``uow``; returns its
-    expiry. One live code per number: a resend sooner than the interval is a 429."""
+    expiry. One live code per number: a resend sooner than the interval is a 429. ``user_id``
+    binds the code to a signed-in user (adding a phone, the SMS second factor)."""
     deps, now = uow.deps, uow.now
     s = otp_settings(deps)
     ref = _doc_ref(uow.db, purpose, number.e164)
@@ -133,14 +134,15 @@ def issue_code(uow, number: PhoneNumber, purpose: str) -> dt.datetime:
                                          pepper=s.pepper),
                   "status": "pending", "attempts": 0, "max_attempts": s.max_attempts,
                   "created_at": now, "sent_at": now, "expires_at": expires_at,
-                  "consumed_at": None, "purge_at": now + dt.timedelta(days=1)})
-    queue_sms(uow, number, otp_text(deps, code))
+                  "consumed_at": None, "purge_at": now + dt.timedelta(days=1),
+                  "user_id": user_id})
+    queue_sms(uow, number, otp_text(deps, code), user_id=user_id)
     _log.info("otp queued for %s (%s)", mask(number.e164),
               number.carrier.name if number.carrier else "-")
     return expires_at
 
 
-def queue_sms(uow, number: PhoneNumber, body: str) -> None:
+def queue_sms(uow, number: PhoneNumber, body: str, *, user_id: str | None = None) -> None:
     """The SMS leaves after commit through ``shared.notify`` (never inside the request).
 
     Until ``shared.notify`` is installed this falls back to a direct send whose failure
@@ -158,7 +160,7 @@ def queue_sms(uow, number: PhoneNumber, body: str) -> None:
             raise ServiceUnavailable("The SMS could not be sent; try again shortly.",
                                      code="sms_unavailable", headers={"Retry-After": "5"}) from None
         return
-    notify_queue_sms(uow, to=number.e164, text=body, kind="otp")
+    notify_queue_sms(uow, to=number.e164, text=body, kind="otp", user_id=user_id)
 
 
 def start_verification(uow, *, phone: str, purpose: str, ip: str) -> dict[str, Any]:
@@ -244,14 +246,18 @@ def _checked_input(phone: str, code: str) -> PhoneNumber:
     return number
 
 
-def verify_code(uow, *, phone: str, code: str, purpose: str, ip: str | None) -> PhoneNumber:
+def verify_code(uow, *, phone: str, code: str, purpose: str, ip: str | None,
+                user_id: str | None = None) -> PhoneNumber:
     """Check and consume a code in ``uow`` (for flows that do their own thing after: adding a
-    phone to an account, the SMS second factor)."""
+    phone to an account, the SMS second factor). A code bound to another user is "missing"."""
     if ip:
         _verification_limit(uow.deps, ip)
     number = _checked_input(phone, code)
     ref = _doc_ref(uow.db, purpose, number.e164)
-    judge_code(uow, ref, uow.get(ref), code=code, number=number, purpose=purpose)
+    snap = uow.get(ref)
+    if snap.exists and snap.get("user_id") != user_id:
+        _raise_failure("missing", 0)
+    judge_code(uow, ref, snap, code=code, number=number, purpose=purpose)
     return number
 
 

@@ -105,6 +105,8 @@ def remember_meta(db, doc: dict[str, Any]) -> None:
     meta = {k: doc.get(k) for k in ("id", "asset", "owner_type", "owner_id", "kind", "flags",
                                      "shard_count", "closed")}
     with _meta_lock:
+        if len(_meta) > 50_000:   # a bound, not an LRU: the cache is only a hint
+            _meta.clear()
         _meta[(_project(db), doc["id"])] = (meta, time.monotonic())
 
 

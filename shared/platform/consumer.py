@@ -4,8 +4,8 @@ A message carries every event of one commit (``shared.platform.outbox``). A cons
 one handler per event type, ``handler(uow, event)``; each (consumer, event id) pair is processed
 once: the handler's writes and a ``processed_events`` marker commit in one unit of work, so a
 redelivery finds the marker and does nothing. Timers and further events go through the unit
-(``uow.schedule_task``, ``uow.emit``) and leave after commit. Cost per event: one read of the
-marker, the handler's reads, and one commit.
+(``uow.schedule_task``, ``uow.emit``) and leave after commit. Cost per event: the handler's reads (the
+marker rides along with the first) and one commit.
 """
 from __future__ import annotations
 
@@ -25,6 +25,15 @@ _log = logs.get_logger(__name__)
 
 # handler(uow, event): reads and writes through the unit of work
 Handler = Callable[[UnitOfWork, Event], Any]
+
+
+class _Processed(BaseException):
+    """This consumer already processed the event (a BaseException: no handler swallows it)."""
+
+
+def _stop_if_processed(snap) -> None:
+    if snap.exists:
+        raise _Processed()
 
 
 class EventConsumer:
@@ -61,9 +70,14 @@ class EventConsumer:
         marker = deps.db.collection(COLLECTION).document(f"{self.name}:{event.id}")
 
         def run(uow: UnitOfWork) -> bool:
-            if uow.get(marker).exists:
+            # The marker rides along with the handler's first read: a duplicate stops there.
+            uow.prefetch(marker, _stop_if_processed)
+            try:
+                handler(uow, event)
+                uow.flush_prefetch()
+            except _Processed:
+                uow.discard()
                 return False
-            handler(uow, event)
             uow.create(marker, {"consumer": self.name, "event_id": event.id, "type": event.type,
                                 "processed_at": uow.now, "expires_at": uow.now + MARKER_TTL})
             return True

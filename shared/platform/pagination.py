@@ -32,7 +32,7 @@ class ListResponse(BaseModel, Generic[T]):
 def paginate(query: firestore.Query, collection: firestore.CollectionReference, params: ListQuery,
              *, url: str, to_resource: Callable[[dict[str, Any]], Any],
              order_field: str = "created_at",
-             belongs: Callable[[dict[str, Any]], bool] = lambda _: True) -> dict[str, Any]:
+             belongs: Callable[[dict[str, Any]], bool] = lambda _: True) -> ListResponse[Any]:
     """Run ``query`` (already filtered to the caller's tenant) newest first, one page."""
     q = query.order_by(order_field, direction=firestore.Query.DESCENDING)
     if params.starting_after:
@@ -42,5 +42,5 @@ def paginate(query: firestore.Query, collection: firestore.CollectionReference, 
                                  param="starting_after", code="invalid_cursor")
         q = q.start_after(cursor)
     docs = [d.to_dict() for d in q.limit(params.limit + 1).stream()]
-    return {"object": "list", "data": [to_resource(d) for d in docs[:params.limit]],
-            "has_more": len(docs) > params.limit, "url": url}
+    return ListResponse[Any](data=[to_resource(d) for d in docs[:params.limit]],
+                             has_more=len(docs) > params.limit, url=url)

@@ -75,7 +75,6 @@ class UnitOfWork:
 
     def __init__(self, deps, *, now: dt.datetime | None = None):
         self.deps = deps
-        self.db = deps.db
         self.now = now or deps.clock.now()
         self._snaps: dict[str, Any] = {}
         self._prefetch: list[Any] = []
@@ -87,6 +86,11 @@ class UnitOfWork:
         self.committed = False
         self.commit_time: dt.datetime | None = None
         self._record: outbox.OutboxRecord | None = None
+
+    @property
+    def db(self):
+        """The Firestore client, created on first use (a route that touches nothing needs none)."""
+        return self.deps.db
 
     # ---- reads ---------------------------------------------------------------------------
     def prefetch(self, ref, on_read: Callable[[Any], None] | None = None) -> None:

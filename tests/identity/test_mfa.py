@@ -73,8 +73,8 @@ def test_confirm_enables_mfa_and_shows_ten_backup_codes_once(deps, enrolled, me)
     assert len(codes) == 10 and len(set(codes)) == 10
     assert all(len(c) == 19 and c.count("-") == 3 for c in codes)
     status = me.get("/v1/me/mfa", headers=user.headers).get_json()
-    assert status == {"object": "mfa_status", "totp_enabled": True, "backup_codes_remaining": 10,
-                      "methods": ["totp", "backup_code"]}
+    assert status == {"object": "mfa_status", "totp_enabled": True, "sms_enabled": False,
+                      "backup_codes_remaining": 10, "methods": ["totp", "backup_code"]}
     assert me.get("/v1/me", headers=user.headers).get_json()["mfa_enabled"] is True
     stored = deps.db.collection("user_mfa").document(user.id).get().to_dict()
     assert not any(c in str(stored) for c in codes)  # only hashes are stored

@@ -29,9 +29,13 @@ locals {
       concurrency   = try(f.concurrency, 1)
       secrets       = try(tolist(f.secrets), [])
       env           = try(tomap(f.env), {})
-      roles         = try(tolist(f.roles), [])
+      # roles/cloudkms.* roles are granted on the secrets-at-rest key only (kms.tf), and such a
+      # function is told the key's name; every other role is a project role.
+      roles     = [for r in try(tolist(f.roles), []) : r if !startswith(r, "roles/cloudkms.")]
+      kms_roles = [for r in try(tolist(f.roles), []) : r if startswith(r, "roles/cloudkms.")]
     }
   }
+  kms_functions      = { for name, f in local.functions : name => f if length(f.kms_roles) > 0 }
   http_functions     = { for name, f in local.functions : name => f if f.trigger == "http" }
   pubsub_functions   = { for name, f in local.functions : name => f if f.trigger == "pubsub" }
   task_functions     = { for name, f in local.functions : name => f if f.trigger == "task" }
@@ -61,6 +65,7 @@ locals {
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
+    "cloudkms.googleapis.com",
     "cloudscheduler.googleapis.com",
     "cloudtasks.googleapis.com",
     "firebaserules.googleapis.com",
@@ -150,12 +155,15 @@ module "function" {
   min_instances         = lookup(var.min_instances, each.key, 0)
   max_instances         = each.value.max_instances
   concurrency           = each.value.concurrency
-  env                   = merge(local.common_env, each.value.env, { PAYLOOM_FUNCTION_NAME = each.key })
+  env = merge(local.common_env, each.value.env, { PAYLOOM_FUNCTION_NAME = each.key },
+    contains(keys(local.kms_functions), each.key) ? { PAYLOOM_KMS_KEY_NAME = module.kms_key.id } : {},
+  )
   # Secret env var = secret name upper-cased: jwt-signing-keys => JWT_SIGNING_KEYS.
   secrets         = { for s in each.value.secrets : upper(replace(s, "-", "_")) => module.secret[s].secret_id }
   invoker_members = [module.invoker[local.invoker_of[each.value.trigger]].member]
   labels          = merge(local.labels, { function = each.key })
 
-  # The runtime account must be able to read its secrets before the first revision starts.
-  depends_on = [google_project_service.apis, module.secret]
+  # The runtime account must be able to read its secrets and use the key before the first
+  # revision starts.
+  depends_on = [google_project_service.apis, module.secret, module.kms_key]
 }

@@ -31,9 +31,9 @@ variable "project_roles" {
         "roles/iam.serviceAccountUser", "roles/iam.serviceAccountTokenCreator",
         "roles/iam.serviceAccountAdmin", "roles/iam.securityAdmin",
         "roles/resourcemanager.projectIamAdmin",
-      ], role) && startswith(role, "roles/")
+      ], role) && startswith(role, "roles/") && !startswith(role, "roles/cloudkms.")
     ])
-    error_message = "Least privilege: no basic roles, no project-wide impersonation or IAM admin roles."
+    error_message = "Least privilege: no basic roles, no project-wide impersonation, IAM admin or KMS roles (KMS roles are bound on the key, modules/kms_key)."
   }
 }
 
