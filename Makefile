@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 
-.PHONY: run test test-fast bench bench-quick build checkov deps clean
+.PHONY: run test test-unit test-fast bench bench-quick build checkov deps clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ run: deps
 test: deps
 	@$(PY) -m pytest -q
 	@bash infra/checkov.sh
+
+test-unit: $(STAMP)
+	@$(PY) -m pytest -q -m "unit and not e2e" -p no:randomly
 
 test-fast: deps
 	@$(PY) -m pytest -q -m "not e2e" -x

@@ -22,6 +22,13 @@ EMULATORS = ("firestore", "pubsub", "tasks")
 firestore_usage.install()  # what the code asks of Firestore, checked by tests/zz_usage
 
 
+def pytest_collection_modifyitems(config, items):
+    """The fast unit lane (``make test-unit``): every test that needs no emulator."""
+    for item in items:
+        if "emulators" not in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(scope="session")
 def emulators():
     stack = Stack(Ports.free(), project_id="demo-payloom-test", components=EMULATORS)

@@ -66,8 +66,13 @@ class CloudKms:
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         from google.api_core import exceptions as gexc
+        from google.api_core import retry as gretry
+        # Transient errors are retried within this call's own deadline, not the client's
+        # default 60 s: a request waiting on KMS should fail fast and be retried by its caller.
+        retry = gretry.Retry(predicate=gretry.if_transient_error, initial=0.05, maximum=1.0,
+                             multiplier=2.0, timeout=self._timeout)
         try:
-            return getattr(self._client, method)(**kwargs, timeout=self._timeout)
+            return getattr(self._client, method)(**kwargs, retry=retry, timeout=self._timeout)
         except (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.TooManyRequests,
                 gexc.InternalServerError, gexc.RetryError) as exc:
             raise KmsUnavailable(f"Cloud KMS {method} unavailable: {type(exc).__name__}") from exc

@@ -32,7 +32,6 @@ from shared.platform.clock import rfc3339
 from shared.platform.errors import AuthenticationError, InvalidRequest, NotFound
 from shared.platform.ids import new_id
 from shared.platform.logs import get_logger, log
-from shared.platform.outbox import Event, publish_events, record_event
 from shared.platform.pagination import ListQuery, paginate
 
 COLLECTION = "api_keys"
@@ -100,19 +99,18 @@ def _new_doc(*, owner_id: str, name: str | None, scopes: list[str], livemode: bo
     return doc, secret
 
 
-def create_api_key(deps, *, owner_id: str, name: str | None, scopes: Iterable[str],
+def create_api_key(uow, *, owner_id: str, name: str | None, scopes: Iterable[str],
                    livemode: bool = False, expires_in_seconds: int | None = None) -> dict[str, Any]:
-    db, now = deps.db, deps.clock.now()
+    """A new key; the response is the only place its secret ever appears (the route declares
+    ``secret`` a secret field: never stored under an Idempotency-Key, never replayed)."""
+    now = uow.now
     scopes = _validate_scopes(scopes)
     expires_at = now + dt.timedelta(seconds=expires_in_seconds) if expires_in_seconds else None
     doc, secret = _new_doc(owner_id=owner_id, name=name, scopes=scopes, livemode=livemode, now=now,
                            expires_at=expires_at)
-    batch = db.batch()
-    batch.create(db.collection(COLLECTION).document(doc["id"]), doc)
-    event = record_event(db, batch, type="api_key.created", tenant=owner_id, now=now,
-                         livemode=livemode, data={"object": _event_object(doc, now)})
-    batch.commit()
-    publish_events(db, deps.publisher, [event], topic=deps.settings.events_topic)
+    uow.create(uow.db.collection(COLLECTION).document(doc["id"]), doc)
+    uow.emit("api_key.created", tenant=owner_id, livemode=livemode,
+             data={"object": _event_object(doc, now)})
     return to_resource(doc, now, secret)
 
 
@@ -135,63 +133,48 @@ def list_api_keys(deps, *, owner_id: str, params: ListQuery) -> dict[str, Any]:
                     belongs=lambda d: d.get("owner_id") == owner_id)
 
 
-def revoke_api_key(deps, *, owner_id: str, key_id: str) -> dict[str, Any]:
-    db, now = deps.db, deps.clock.now()
-    ref = db.collection(COLLECTION).document(key_id)
-
-    @firestore.transactional
-    def run(txn) -> tuple[dict, list[Event]]:
-        doc = _owned(ref.get(transaction=txn), owner_id, key_id)
-        if doc["status"] == "revoked":
-            return doc, []
-        doc = {**doc, "status": "revoked", "revoked_at": now}
-        txn.update(ref, {"status": "revoked", "revoked_at": now})
-        return doc, [record_event(db, txn, type="api_key.revoked", tenant=owner_id, now=now,
-                                  livemode=bool(doc.get("livemode")),
-                                  data={"object": _event_object(doc, now)})]
-
-    doc, events = run(db.transaction())
-    publish_events(db, deps.publisher, events, topic=deps.settings.events_topic)
+def revoke_api_key(uow, *, owner_id: str, key_id: str) -> dict[str, Any]:
+    now = uow.now
+    ref = uow.db.collection(COLLECTION).document(key_id)
+    doc = _owned(uow.get(ref), owner_id, key_id)
+    if doc["status"] == "revoked":
+        return to_resource(doc, now)
+    doc = {**doc, "status": "revoked", "revoked_at": now}
+    uow.update(ref, {"status": "revoked", "revoked_at": now})
+    uow.emit("api_key.revoked", tenant=owner_id, livemode=bool(doc.get("livemode")),
+             data={"object": _event_object(doc, now)})
     return to_resource(doc, now)
 
 
-def roll_api_key(deps, *, owner_id: str, key_id: str, expires_in_seconds: int = 0) -> dict[str, Any]:
+def roll_api_key(uow, *, owner_id: str, key_id: str, expires_in_seconds: int = 0) -> dict[str, Any]:
     """Replace a key by a new secret; the old one works ``expires_in_seconds`` more."""
-    settings = identity_settings(deps)
-    db, now = deps.db, deps.clock.now()
+    settings = identity_settings(uow.deps)
+    db, now = uow.db, uow.now
     if not 0 <= expires_in_seconds <= settings.api_key_max_roll_grace_seconds:
         raise InvalidRequest(
             f"expires_in_seconds must be between 0 and {settings.api_key_max_roll_grace_seconds}.",
             param="expires_in_seconds", code="parameter_invalid")
     ref = db.collection(COLLECTION).document(key_id)
-
-    @firestore.transactional
-    def run(txn):
-        old = _owned(ref.get(transaction=txn), owner_id, key_id)
-        if _status(old, now) != "active":
-            raise InvalidRequest("Only an active API key can be rolled.", param="id",
-                                 code="api_key_not_active")
-        new, secret = _new_doc(owner_id=owner_id, name=old.get("name"), scopes=list(old["scopes"]),
-                               livemode=bool(old.get("livemode")), now=now,
-                               expires_at=old.get("expires_at"), rolled_from=key_id)
-        txn.create(db.collection(COLLECTION).document(new["id"]), new)
-        mode = bool(old.get("livemode"))
-        events = [record_event(db, txn, type="api_key.created", tenant=owner_id, now=now,
-                               livemode=mode, data={"object": _event_object(new, now)})]
-        if expires_in_seconds == 0:
-            update = {"status": "revoked", "revoked_at": now, "rolled_to": new["id"]}
-            old = {**old, **update}
-            events.append(record_event(db, txn, type="api_key.revoked", tenant=owner_id, now=now,
-                                       livemode=mode, data={"object": _event_object(old, now)}))
-        else:
-            grace_end = now + dt.timedelta(seconds=expires_in_seconds)
-            expires = min(grace_end, old["expires_at"]) if old.get("expires_at") else grace_end
-            update = {"expires_at": expires, "rolled_to": new["id"]}
-        txn.update(ref, update)
-        return new, secret, events
-
-    new, secret, events = run(db.transaction())
-    publish_events(db, deps.publisher, events, topic=deps.settings.events_topic)
+    old = _owned(uow.get(ref), owner_id, key_id)
+    if _status(old, now) != "active":
+        raise InvalidRequest("Only an active API key can be rolled.", param="id",
+                             code="api_key_not_active")
+    new, secret = _new_doc(owner_id=owner_id, name=old.get("name"), scopes=list(old["scopes"]),
+                           livemode=bool(old.get("livemode")), now=now,
+                           expires_at=old.get("expires_at"), rolled_from=key_id)
+    uow.create(db.collection(COLLECTION).document(new["id"]), new)
+    mode = bool(old.get("livemode"))
+    uow.emit("api_key.created", tenant=owner_id, livemode=mode,
+             data={"object": _event_object(new, now)})
+    if expires_in_seconds == 0:
+        update = {"status": "revoked", "revoked_at": now, "rolled_to": new["id"]}
+        uow.emit("api_key.revoked", tenant=owner_id, livemode=mode,
+                 data={"object": _event_object({**old, **update}, now)})
+    else:
+        grace_end = now + dt.timedelta(seconds=expires_in_seconds)
+        expires = min(grace_end, old["expires_at"]) if old.get("expires_at") else grace_end
+        update = {"expires_at": expires, "rolled_to": new["id"]}
+    uow.update(ref, update)
     return to_resource(new, now, secret)
 
 

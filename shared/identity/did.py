@@ -40,7 +40,6 @@ from shared.identity import directory
 from shared.platform.clock import rfc3339
 from shared.platform.errors import Conflict, InvalidRequest, NotFound
 from shared.platform.ids import derived_id
-from shared.platform.outbox import publish_events, record_event
 
 DIDS = "user_dids"
 WALLETS = "user_wallets"
@@ -275,7 +274,7 @@ def _b64url_decode(value: str) -> bytes:
                              param="signature") from None
 
 
-def create_challenge(deps, *, user_id: str, did: str) -> dict[str, Any]:
+def create_challenge(uow, *, user_id: str, did: str) -> dict[str, Any]:
     try:
         parsed = parse_did(did)
     except DidError as exc:
@@ -284,12 +283,12 @@ def create_challenge(deps, *, user_id: str, did: str) -> dict[str, Any]:
         raise InvalidRequest("Only did:key needs a challenge; a did:pkh is proven by linking its "
                              "wallet with Sign-In with Ethereum.", code="did_challenge_not_needed",
                              param="did")
-    db, now = deps.db, deps.clock.now()
+    now = uow.now
     nonce = secrets.token_urlsafe(24)
     message = challenge_message(parsed.did, user_id, nonce, now)
     expires = now + dt.timedelta(seconds=CHALLENGE_TTL_SECONDS)
     challenge_id = "dch_" + secrets.token_hex(12)
-    db.collection(CHALLENGES).document(challenge_id).create({
+    uow.create(uow.db.collection(CHALLENGES).document(challenge_id), {
         "id": challenge_id, "user_id": user_id, "did": parsed.did, "message": message,
         "created_at": now, "expires_at": expires, "used_at": None,
         "purge_at": expires + dt.timedelta(days=1)})
@@ -311,7 +310,7 @@ def _did_ref(db, did: str):
     return db.collection(DIDS).document(derived_id("did", did))
 
 
-def register_did(deps, *, user_id: str, did: str, challenge_id: str | None = None,
+def register_did(uow, *, user_id: str, did: str, challenge_id: str | None = None,
                  signature: str | None = None) -> tuple[dict[str, Any], bool]:
     """Link a DID the user controls to their verified phone number; (resource, created)."""
     try:
@@ -321,7 +320,7 @@ def register_did(deps, *, user_id: str, did: str, challenge_id: str | None = Non
     if parsed.method not in ("key", "pkh") or (parsed.method == "pkh" and parsed.address is None):
         raise InvalidRequest("Only did:key and did:pkh (eip155) DIDs can be linked.",
                              code="did_method_unsupported", param="did")
-    db, now = deps.db, deps.clock.now()
+    db, now = uow.db, uow.now
     sig = None
     if parsed.method == "key":
         if not challenge_id or not signature:
@@ -332,68 +331,59 @@ def register_did(deps, *, user_id: str, did: str, challenge_id: str | None = Non
     cref = db.collection(CHALLENGES).document(challenge_id) if challenge_id else None
     ref = _did_ref(db, parsed.did)
     handle = directory.handle_ref(db, "did", parsed.did)
+    uref = directory.user_ref(db, user_id)
+    wref = (db.collection(WALLETS).document(derived_id("wal", parsed.address.lower()))
+            if parsed.method == "pkh" else None)
+    snaps = uow.get_all([r for r in (uref, handle, cref, wref, ref) if r is not None])
+    usnap, held = snaps[uref.path], snaps[handle.path]
+    challenge = snaps[cref.path] if cref is not None else None
+    wallet = snaps[wref.path].to_dict() if wref is not None and snaps[wref.path].exists else None
+    mine = uow.query(db.collection(DIDS).where(filter=firestore.FieldFilter("user_id", "==", user_id))
+                     .limit(MAX_DIDS_PER_USER))
+    if not usnap.exists:
+        raise NotFound("No such user.")
+    user = usnap.to_dict()
+    if not (user.get("phone") and user.get("phone_verified")):
+        raise Conflict("Verify a phone number first; a DID is linked to your verified phone.",
+                       code="phone_not_verified")
 
-    @firestore.transactional
-    def run(txn):
-        user = directory.get_user(db, user_id, transaction=txn)
-        held = handle.get(transaction=txn)
-        challenge = cref.get(transaction=txn) if cref is not None else None
-        wallet = None
-        if parsed.method == "pkh":
-            wsnap = db.collection(WALLETS).document(derived_id("wal", parsed.address.lower())).get(transaction=txn)
-            wallet = wsnap.to_dict() if wsnap.exists else None
-        mine = list(db.collection(DIDS).where(filter=firestore.FieldFilter("user_id", "==", user_id))
-                    .limit(MAX_DIDS_PER_USER).get(transaction=txn))
-        if user is None:
-            raise NotFound("No such user.")
-        if not (user.get("phone") and user.get("phone_verified")):
-            raise Conflict("Verify a phone number first; a DID is linked to your verified phone.",
-                           code="phone_not_verified")
-        if parsed.method == "key":
-            if challenge is None or not challenge.exists or challenge.get("user_id") != user_id \
-                    or challenge.get("did") != parsed.did:
-                return "challenge_invalid", None, []
-            if challenge.get("used_at") is not None:
-                return "challenge_used", None, []
-            txn.update(cref, {"used_at": now})
-            if challenge.get("expires_at") <= now:
-                return "challenge_expired", None, []
-            if not verify_key_signature(parsed, challenge.get("message").encode(), sig):
-                return "signature_invalid", None, []
-        else:
-            if wallet is None or wallet.get("user_id") != user_id:
-                raise Conflict("Link this wallet with Sign-In with Ethereum first; its did:pkh "
-                               "then proves control.", code="wallet_not_linked", param="did")
-            if wallet.get("kind") == "contract" and wallet.get("chain_id") != parsed.chain_id:
-                raise Conflict("This contract wallet was proven on another chain.",
-                               code="wallet_chain_mismatch", param="did")
-        if held.exists:
-            if held.get("user_id") != user_id:
-                raise Conflict("This DID is linked to another account.", code="did_linked_elsewhere",
-                               param="did")
-            return "exists", ref.get(transaction=txn).to_dict(), []
-        if len(mine) >= MAX_DIDS_PER_USER:
-            raise Conflict("Too many DIDs.", code="too_many_dids")
-        doc = {"id": ref.id, "user_id": user_id, "did": parsed.did, "method": parsed.method,
-               "phone": user["phone"], "source": "registered", "created_at": now}
-        directory.claim_handle(db, txn, "did", parsed.did, user_id, now)
-        txn.create(ref, doc)
-        event = record_event(db, txn, type="user.did.linked", tenant=user_id, now=now,
-                             data={"object": did_resource(doc)})
-        return "created", doc, [event]
+    def fail(message: str, code: str, param: str = "challenge_id"):
+        raise InvalidRequest(message, code=code, param=param)
 
-    outcome, doc, events = run(db.transaction())
-    failures = {"challenge_invalid": ("Unknown challenge for this DID.", "did_challenge_invalid"),
-                "challenge_used": ("The challenge was already used.", "did_challenge_invalid"),
-                "challenge_expired": ("The challenge has expired.", "did_challenge_expired"),
-                "signature_invalid": ("The signature does not verify with the DID's key.",
-                                      "did_signature_invalid")}
-    if outcome in failures:
-        message, code = failures[outcome]
-        raise InvalidRequest(message, code=code,
-                             param="signature" if outcome == "signature_invalid" else "challenge_id")
-    publish_events(db, deps.publisher, events, topic=deps.settings.events_topic)
-    return did_resource(doc), outcome == "created"
+    if parsed.method == "key":
+        if challenge is None or not challenge.exists or challenge.get("user_id") != user_id \
+                or challenge.get("did") != parsed.did:
+            fail("Unknown challenge for this DID.", "did_challenge_invalid")
+        if challenge.get("used_at") is not None:
+            fail("The challenge was already used.", "did_challenge_invalid")
+        uow.update(cref, {"used_at": now})
+        uow.keep_writes_on_error = True  # the challenge is spent whatever follows
+        if challenge.get("expires_at") <= now:
+            fail("The challenge has expired.", "did_challenge_expired")
+        if not verify_key_signature(parsed, challenge.get("message").encode(), sig):
+            fail("The signature does not verify with the DID's key.", "did_signature_invalid",
+                 "signature")
+        uow.keep_writes_on_error = False
+    else:
+        if wallet is None or wallet.get("user_id") != user_id:
+            raise Conflict("Link this wallet with Sign-In with Ethereum first; its did:pkh "
+                           "then proves control.", code="wallet_not_linked", param="did")
+        if wallet.get("kind") == "contract" and wallet.get("chain_id") != parsed.chain_id:
+            raise Conflict("This contract wallet was proven on another chain.",
+                           code="wallet_chain_mismatch", param="did")
+    if held.exists:
+        if held.get("user_id") != user_id:
+            raise Conflict("This DID is linked to another account.", code="did_linked_elsewhere",
+                           param="did")
+        return did_resource(snaps[ref.path].to_dict()), False
+    if len(mine) >= MAX_DIDS_PER_USER:
+        raise Conflict("Too many DIDs.", code="too_many_dids")
+    doc = {"id": ref.id, "user_id": user_id, "did": parsed.did, "method": parsed.method,
+           "phone": user["phone"], "source": "registered", "created_at": now}
+    directory.claim_handle(db, uow, "did", parsed.did, user_id, now)
+    uow.create(ref, doc)
+    uow.emit("user.did.linked", tenant=user_id, data={"object": did_resource(doc)})
+    return did_resource(doc), True
 
 
 def list_dids(deps, user_id: str) -> dict[str, Any]:
@@ -411,23 +401,16 @@ def list_dids(deps, user_id: str) -> dict[str, Any]:
             "url": "/v1/me/dids"}
 
 
-def unlink_did(deps, *, user_id: str, did: str) -> None:
+def unlink_did(uow, *, user_id: str, did: str) -> None:
     try:
         parsed = parse_did(did)
     except DidError as exc:
         raise _bad(exc) from None
-    db, now = deps.db, deps.clock.now()
-    ref = _did_ref(db, parsed.did)
-
-    @firestore.transactional
-    def run(txn):
-        snap = ref.get(transaction=txn)
-        if not snap.exists or snap.get("user_id") != user_id:
-            raise NotFound("This DID is not linked to your account.", param="did")
-        doc = snap.to_dict()
-        directory.release_handle(db, txn, "did", parsed.did)
-        txn.delete(ref)
-        return [record_event(db, txn, type="user.did.unlinked", tenant=user_id, now=now,
-                             data={"object": did_resource(doc)})]
-
-    publish_events(db, deps.publisher, run(db.transaction()), topic=deps.settings.events_topic)
+    ref = _did_ref(uow.db, parsed.did)
+    snap = uow.get(ref)
+    if not snap.exists or snap.get("user_id") != user_id:
+        raise NotFound("This DID is not linked to your account.", param="did")
+    doc = snap.to_dict()
+    directory.release_handle(uow.db, uow, "did", parsed.did)
+    uow.delete(ref)
+    uow.emit("user.did.unlinked", tenant=user_id, data={"object": did_resource(doc)})

@@ -41,7 +41,7 @@ def list_dids(ctx: Context):
                    idempotent=False, rate_limits=[(limits.ME_WRITE, "principal")])
 def did_challenge(ctx: Context):
     """A single-use message to sign with a did:key's private key."""
-    return did_service.create_challenge(ctx.deps, user_id=ctx.principal.id, did=ctx.body.did)
+    return did_service.create_challenge(ctx.uow, user_id=ctx.principal.id, did=ctx.body.did)
 
 
 @accounts_api.post("/dids", body=RegisterDidRequest, auth=("user",), idempotent=False,
@@ -50,7 +50,7 @@ def register_did(ctx: Context):
     """Link a DID you control (did:key with a signed challenge, or the did:pkh of a linked
     wallet) to your verified phone number."""
     b = ctx.body
-    doc, created = did_service.register_did(ctx.deps, user_id=ctx.principal.id, did=b.did,
+    doc, created = did_service.register_did(ctx.uow, user_id=ctx.principal.id, did=b.did,
                                             challenge_id=b.challenge_id, signature=b.signature)
     return Result(doc, status=201 if created else 200)
 
@@ -58,7 +58,7 @@ def register_did(ctx: Context):
 @accounts_api.delete("/dids/{did}", auth=("user",), rate_limits=[(limits.ME_WRITE, "principal")])
 def unlink_did(ctx: Context, did: str):
     """Unlink a registered DID."""
-    did_service.unlink_did(ctx.deps, user_id=ctx.principal.id, did=did)
+    did_service.unlink_did(ctx.uow, user_id=ctx.principal.id, did=did)
     return None
 
 

@@ -12,11 +12,11 @@ READERS = ("user", "api_key")
 
 
 @accounts_api.post("/api_keys", body=CreateApiKeyRequest, status=201, auth=("user",),
-                   rate_limits=[(limits.API_KEY_CREATE, "principal")])
+                   rate_limits=[(limits.API_KEY_CREATE, "principal")], secret_fields=["secret"])
 def create(ctx: Context):
     """Create a secret key (``sk_test_…``/``sk_live_…``); the secret is shown only here."""
     b = ctx.body
-    return apikeys.create_api_key(ctx.deps, owner_id=ctx.principal.tenant_id, name=b.name,
+    return apikeys.create_api_key(ctx.uow, owner_id=ctx.principal.tenant_id, name=b.name,
                                   scopes=b.scopes, livemode=b.livemode,
                                   expires_in_seconds=b.expires_in_seconds)
 
@@ -36,10 +36,10 @@ def get(ctx: Context, key_id: str):
 
 
 @accounts_api.post("/api_keys/{key_id}/roll", body=RollApiKeyRequest, auth=("user",),
-                   rate_limits=[(limits.API_KEY_CREATE, "principal")])
+                   rate_limits=[(limits.API_KEY_CREATE, "principal")], secret_fields=["secret"])
 def roll(ctx: Context, key_id: str):
     """Replace the key's secret; the old one keeps working for ``expires_in_seconds``."""
-    return apikeys.roll_api_key(ctx.deps, owner_id=ctx.principal.tenant_id, key_id=key_id,
+    return apikeys.roll_api_key(ctx.uow, owner_id=ctx.principal.tenant_id, key_id=key_id,
                                 expires_in_seconds=ctx.body.expires_in_seconds)
 
 
@@ -47,4 +47,4 @@ def roll(ctx: Context, key_id: str):
                      rate_limits=[(limits.ME_WRITE, "principal")])
 def revoke(ctx: Context, key_id: str):
     """Revoke a key now."""
-    return apikeys.revoke_api_key(ctx.deps, owner_id=ctx.principal.tenant_id, key_id=key_id)
+    return apikeys.revoke_api_key(ctx.uow, owner_id=ctx.principal.tenant_id, key_id=key_id)

@@ -32,28 +32,28 @@ def status(ctx: Context):
                    rate_limits=[(limits.MFA_MANAGE, "principal")])
 def begin_totp(ctx: Context):
     """Start TOTP enrolment: secret, otpauth:// URI and a QR code (PNG data URI)."""
-    return mfa.begin_totp(ctx.deps, ctx.principal.id)
+    return mfa.begin_totp(ctx.uow, ctx.principal.id)
 
 
 @accounts_api.post("/mfa/totp/confirm", body=CodeRequest, auth=("user",), idempotent=False,
                    rate_limits=[(limits.MFA_MANAGE, "principal")])
 def confirm_totp(ctx: Context):
     """Turn TOTP on with a current code; returns 10 backup codes, shown only this once."""
-    return mfa.confirm_totp(ctx.deps, ctx.principal.id, ctx.body.code)
+    return mfa.confirm_totp(ctx.uow, ctx.principal.id, ctx.body.code)
 
 
 @accounts_api.post("/mfa/totp/disable", body=CodeRequest, auth=("user",), idempotent=False,
                    rate_limits=[(limits.MFA_MANAGE, "principal")])
 def disable_totp(ctx: Context):
     """Turn MFA off (needs a current TOTP or an unused backup code)."""
-    return mfa.disable_totp(ctx.deps, ctx.principal.id, ctx.body.code)
+    return mfa.disable_totp(ctx.uow, ctx.principal.id, ctx.body.code)
 
 
 @accounts_api.post("/mfa/backup_codes", body=CodeRequest, auth=("user",), idempotent=False,
                    rate_limits=[(limits.MFA_MANAGE, "principal")])
 def regenerate_backup_codes(ctx: Context):
     """Replace all backup codes (needs a current TOTP or backup code); shown only once."""
-    return mfa.regenerate_backup_codes(ctx.deps, ctx.principal.id, ctx.body.code)
+    return mfa.regenerate_backup_codes(ctx.uow, ctx.principal.id, ctx.body.code)
 
 
 class ChallengeRequest(RequestModel):

@@ -19,5 +19,5 @@ def me(ctx: Context):
 def update(ctx: Context):
     """Change display name, username (atomically swaps the handle) or locale (en | km)."""
     b = ctx.body
-    return profile.update_profile(ctx.deps, ctx.principal.id, display_name=b.display_name,
+    return profile.update_profile(ctx.uow, ctx.principal.id, display_name=b.display_name,
                                   username=b.username, locale=b.locale)

@@ -14,7 +14,7 @@ from shared.platform.router import PUBLIC, Context, Result
                rate_limits=[(limits.REFRESH_IP, "ip")])
 def refresh(ctx: Context):
     """Exchange a refresh token for a new pair (rotation; reuse revokes the session)."""
-    return no_store(sessions.refresh_session(ctx.deps, ctx.body.refresh_token, ip=ctx.ip,
+    return no_store(sessions.refresh_session(ctx.uow, ctx.body.refresh_token, ip=ctx.ip,
                                              user_agent=ctx.request.headers.get("User-Agent")))
 
 
@@ -23,7 +23,7 @@ def refresh(ctx: Context):
 def logout(ctx: Context):
     """Revoke the current session (its refresh and access tokens stop working)."""
     if ctx.principal.session_id:
-        sessions.revoke_session(ctx.deps, user_id=ctx.principal.id,
+        sessions.revoke_session(ctx.uow, user_id=ctx.principal.id,
                                 session_id=ctx.principal.session_id, reason="logout")
     return None
 
@@ -55,5 +55,5 @@ def get_session(ctx: Context, session_id: str):
                      rate_limits=[(limits.ME_WRITE, "principal")])
 def revoke_session(ctx: Context, session_id: str):
     """Sign a session out (another user's session is a 404)."""
-    return sessions.revoke_session(ctx.deps, user_id=ctx.principal.id, session_id=session_id,
+    return sessions.revoke_session(ctx.uow, user_id=ctx.principal.id, session_id=session_id,
                                    reason="user_revoked")

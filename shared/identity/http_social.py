@@ -50,7 +50,7 @@ def _user_principal(ctx: Context, *, required: bool) -> auth_mod.Principal | Non
 def oauth_authorize(ctx: Context, provider: str):
     """Start a sign-in (or, with link=true and a Bearer token, a link): the provider URL."""
     principal = _user_principal(ctx, required=ctx.query.link) if ctx.query.link else None
-    return social.begin_authorization(ctx.deps, provider=provider,
+    return social.begin_authorization(ctx.uow, provider=provider,
                                       redirect_uri=ctx.query.redirect_uri,
                                       link_user_id=principal.id if principal else None)
 
@@ -58,14 +58,14 @@ def oauth_authorize(ctx: Context, provider: str):
 def _complete(ctx: Context, provider: str, params: CallbackParams):
     principal = _user_principal(ctx, required=False)
     out = social.complete_authorization(
-        ctx.deps, provider=provider, code=params.code, state=params.state, error=params.error,
+        ctx.uow, provider=provider, code=params.code, state=params.state, error=params.error,
         error_description=params.error_description, apple_user=params.user,
         bearer_user_id=principal.id if principal else None, ip=ctx.ip,
         user_agent=ctx.request.headers.get("User-Agent"))
     return no_store(out, status=201 if out.get("new_user") is True else 200)
 
 
-@auth_api.get("/oauth/{provider}/callback", query=CallbackParams, auth=PUBLIC,
+@auth_api.get("/oauth/{provider}/callback", query=CallbackParams, auth=PUBLIC, atomic=False,
               rate_limits=[(CALLBACK_IP, "ip")])
 def oauth_callback_get(ctx: Context, provider: str):
     """The provider's redirect: exchanges the code and signs in (or links)."""
@@ -73,7 +73,7 @@ def oauth_callback_get(ctx: Context, provider: str):
 
 
 @auth_api.post("/oauth/{provider}/callback", body=CallbackParams, auth=PUBLIC, idempotent=False, form=True,
-               rate_limits=[(CALLBACK_IP, "ip")])
+               atomic=False, rate_limits=[(CALLBACK_IP, "ip")])
 def oauth_callback_post(ctx: Context, provider: str):
     """Apple's response_mode=form_post lands here as a form; apps may also relay code + state as JSON."""
     return _complete(ctx, provider, ctx.body)
@@ -89,5 +89,5 @@ def identities(ctx: Context):
                      rate_limits=[(limits.ME_WRITE, "principal")])
 def unlink_identity(ctx: Context, provider: str):
     """Unlink a provider; refused (409) if it is the account's last way in."""
-    social.unlink_identity(ctx.deps, ctx.principal.id, provider)
+    social.unlink_identity(ctx.uow, ctx.principal.id, provider)
     return None

@@ -27,14 +27,14 @@ class SignedMessage(RequestModel):
                    rate_limits=[(NONCE_PRINCIPAL, "principal")])
 def wallet_nonce(ctx: Context):
     """A single-use nonce (10 min) for the SIWE message that links a wallet to this user."""
-    return wallets.create_nonce(ctx.deps, user_id=ctx.principal.id, purpose="link")
+    return wallets.create_nonce(ctx.uow, user_id=ctx.principal.id, purpose="link")
 
 
 @accounts_api.post("/wallets", body=SignedMessage, auth=("user",), idempotent=False,
-                   rate_limits=[(limits.ME_WRITE, "principal")])
+                   atomic=False, rate_limits=[(limits.ME_WRITE, "principal")])
 def link_wallet(ctx: Context):
     """Link the wallet that signed the EIP-4361 message (EOA: EIP-191; contract: ERC-1271)."""
-    link, created = wallets.link_wallet(ctx.deps, user_id=ctx.principal.id,
+    link, created = wallets.link_wallet(ctx.uow, user_id=ctx.principal.id,
                                         message=ctx.body.message, signature=ctx.body.signature)
     return Result(link, status=201 if created else 200)
 
@@ -49,7 +49,7 @@ def list_wallets(ctx: Context):
                      rate_limits=[(limits.ME_WRITE, "principal")])
 def unlink_wallet(ctx: Context, address: str):
     """Unlink a wallet (and its did:pkh); refused (409) if it is the last way in."""
-    wallets.unlink_wallet(ctx.deps, user_id=ctx.principal.id, address=address)
+    wallets.unlink_wallet(ctx.uow, user_id=ctx.principal.id, address=address)
     return None
 
 
@@ -57,13 +57,13 @@ def unlink_wallet(ctx: Context, address: str):
                rate_limits=[(SIWE_NONCE_IP, "ip")])
 def siwe_nonce(ctx: Context):
     """A single-use nonce for signing in with a linked wallet."""
-    return wallets.create_nonce(ctx.deps, user_id=None, purpose="signin")
+    return wallets.create_nonce(ctx.uow, user_id=None, purpose="signin")
 
 
 @auth_api.post("/siwe/verify", body=SignedMessage, auth=PUBLIC, idempotent=False,
-               rate_limits=[(SIWE_VERIFY_IP, "ip")])
+               atomic=False, rate_limits=[(SIWE_VERIFY_IP, "ip")])
 def siwe_verify(ctx: Context):
     """Sign in with a wallet already linked to an account; returns tokens."""
-    return no_store(wallets.sign_in_with_wallet(ctx.deps, message=ctx.body.message,
+    return no_store(wallets.sign_in_with_wallet(ctx.uow, message=ctx.body.message,
                                                 signature=ctx.body.signature, ip=ctx.ip,
                                                 user_agent=ctx.request.headers.get("User-Agent")))

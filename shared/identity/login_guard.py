@@ -75,10 +75,16 @@ def check(doc: dict[str, Any], now: dt.datetime, settings) -> None:
                           headers={"Retry-After": str(wait)})
 
 
+# A guard nobody has touched for this long is deleted by the TTL policy (its failures are
+# forgiven); a hard-locked one never expires: it waits for a password reset.
+IDLE_EXPIRY = dt.timedelta(days=30)
+
+
 def after_attempt(doc: dict[str, Any], now: dt.datetime, settings, *, ok: bool) -> Verdict:
     """The guard document after this attempt (whole document: it is written with ``set``)."""
     start, count = _window(doc, now)
-    base = {"window_start": start, "window_count": count + 1, "updated_at": now}
+    base = {"window_start": start, "window_count": count + 1, "updated_at": now,
+            "expires_at": now + IDLE_EXPIRY}
     if ok:
         return Verdict({**base, "consecutive_failures": 0, "locked_until": None,
                         "hard_locked": False, "lock_notified": False})
@@ -88,7 +94,7 @@ def after_attempt(doc: dict[str, Any], now: dt.datetime, settings, *, ok: bool) 
            "lock_notified": bool(doc.get("lock_notified"))}
     notify = None
     if failures >= settings.hard_lock_after:
-        out.update(hard_locked=True, locked_until=None)
+        out.update(hard_locked=True, locked_until=None, expires_at=None)
         notify = "hard_locked" if not doc.get("hard_locked") else None
     elif failures >= settings.lockout_after:
         doublings = min(failures - settings.lockout_after, 30)
@@ -103,7 +109,7 @@ def after_attempt(doc: dict[str, Any], now: dt.datetime, settings, *, ok: bool) 
 def reset_doc(now: dt.datetime) -> dict[str, Any]:
     """A password reset or change clears every lock."""
     return {"consecutive_failures": 0, "locked_until": None, "hard_locked": False,
-            "lock_notified": False, "updated_at": now}
+            "lock_notified": False, "updated_at": now, "expires_at": now + IDLE_EXPIRY}
 
 
 def ip_ref(db, ip: str):

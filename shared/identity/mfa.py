@@ -28,7 +28,6 @@ from typing import Any
 
 import pyotp
 import qrcode
-from google.cloud import firestore
 
 from shared.identity import directory
 from shared.identity.config import identity_settings
@@ -156,19 +155,21 @@ def _methods(doc: dict[str, Any]) -> list[str]:
             + (["sms"] if doc.get("sms_enabled") else []))
 
 
-def begin_totp(deps, user_id: str) -> dict[str, Any]:
+def begin_totp(uow, user_id: str) -> dict[str, Any]:
     """Start (or restart) TOTP enrolment: a new secret, its otpauth:// URI and a QR code."""
+    deps, db, now = uow.deps, uow.db, uow.now
     settings = identity_settings(deps)
-    db, now = deps.db, deps.clock.now()
-    user = directory.get_user(db, user_id) or {}
     ref = _mfa_ref(db, user_id)
-    snap = ref.get()
-    if snap.exists and (snap.to_dict() or {}).get("totp_secret"):
+    uref = directory.user_ref(db, user_id)
+    snaps = uow.get_all([ref, uref])
+    doc = snaps[ref.path].to_dict() if snaps[ref.path].exists else {}
+    if doc.get("totp_secret"):
         raise Conflict("Two-factor authentication is already enabled; disable it first.",
                        code="mfa_already_enabled")
+    user = snaps[uref.path].to_dict() if snaps[uref.path].exists else {}
     secret = pyotp.random_base32()
-    ref.set({"user_id": user_id, "pending_secret": _seal_totp(deps, user_id, secret),
-             "pending_created_at": now}, merge=True)
+    uow.set(ref, {"user_id": user_id, "pending_secret": _seal_totp(deps, user_id, secret),
+                  "pending_created_at": now}, merge=True)
     label = user.get("email") or user.get("username") or user_id
     uri = pyotp.TOTP(secret, interval=TOTP_INTERVAL).provisioning_uri(
         name=label, issuer_name=settings.totp_issuer)
@@ -177,34 +178,30 @@ def begin_totp(deps, user_id: str) -> dict[str, Any]:
             "algorithm": "SHA1"}
 
 
-def confirm_totp(deps, user_id: str, code: str) -> dict[str, Any]:
+def confirm_totp(uow, user_id: str, code: str) -> dict[str, Any]:
     """Finish enrolment with a current code; returns the backup codes (shown this once)."""
-    db, now = deps.db, deps.clock.now()
+    deps, db, now = uow.deps, uow.db, uow.now
     ref, uref = _mfa_ref(db, user_id), directory.user_ref(db, user_id)
+    snap = uow.get(ref)
+    doc = snap.to_dict() if snap.exists else {}
+    if doc.get("totp_secret"):
+        raise Conflict("Two-factor authentication is already enabled.", code="mfa_already_enabled")
+    pending = doc.get("pending_secret")
+    if not pending:
+        raise Unprocessable("Start enrolment first (POST /v1/me/mfa/totp).",
+                            code="mfa_enrollment_missing")
+    step = match_totp(envelope(deps).reveal(pending, context=sealed_context(MFA, user_id, "totp")),
+                      code, now, None)
+    if step is None:
+        raise InvalidRequest("The code is not valid.", param="code", code="invalid_mfa_code")
     codes = new_backup_codes()
     salt = secrets.token_hex(16)
-
-    @firestore.transactional
-    def run(txn):
-        snap = ref.get(transaction=txn)
-        doc = snap.to_dict() if snap.exists else {}
-        if doc.get("totp_secret"):
-            raise Conflict("Two-factor authentication is already enabled.", code="mfa_already_enabled")
-        pending = doc.get("pending_secret")
-        if not pending:
-            raise Unprocessable("Start enrolment first (POST /v1/me/mfa/totp).",
-                                code="mfa_enrollment_missing")
-        step = match_totp(envelope(deps).reveal(pending, context=sealed_context(MFA, user_id, "totp")),
-                          code, now, None)
-        if step is None:
-            raise InvalidRequest("The code is not valid.", param="code", code="invalid_mfa_code")
-        txn.set(ref, {"user_id": user_id, "totp_secret": _seal_totp(deps, user_id, pending), "pending_secret": None,
-                      "last_totp_step": step, "enabled_at": now, "backup_salt": salt,
-                      "backup_codes": [{"hash": backup_hash(salt, c), "used_at": None} for c in codes]},
-                merge=True)  # keeps an SMS factor
-        txn.update(uref, {"mfa_enabled": True})
-
-    run(db.transaction())
+    uow.set(ref, {"user_id": user_id, "totp_secret": _seal_totp(deps, user_id, pending),
+                  "pending_secret": None, "last_totp_step": step, "enabled_at": now,
+                  "backup_salt": salt,
+                  "backup_codes": [{"hash": backup_hash(salt, c), "used_at": None} for c in codes]},
+            merge=True)  # keeps an SMS factor
+    uow.update(uref, {"mfa_enabled": True})
     return {"object": "mfa_status", "totp_enabled": True, "backup_codes": codes,
             "backup_codes_remaining": len(codes), "methods": ["totp", "backup_code"]}
 
@@ -225,54 +222,40 @@ def _consume_code(doc: dict[str, Any], method: str | None, code: str,
     return None
 
 
-def _with_code(deps, user_id: str, code: str, action) -> Any:
-    """Run ``action(txn, doc)`` after consuming a valid TOTP or backup code."""
-    db, now = deps.db, deps.clock.now()
-    ref = _mfa_ref(db, user_id)
-
-    @firestore.transactional
-    def run(txn):
-        snap = ref.get(transaction=txn)
-        doc = snap.to_dict() if snap.exists else {}
-        if not doc.get("totp_secret"):
-            raise Unprocessable("Two-factor authentication is not enabled.", code="mfa_not_enabled")
-        update = _consume_code(_opened(deps, user_id, doc), None, code, now)
-        if update is None:
-            raise InvalidRequest("The code is not valid.", param="code", code="invalid_mfa_code")
-        update.pop("_method")
-        txn.update(ref, update)
-        return action(txn, {**doc, **update})
-
-    return run(db.transaction())
+def _with_code(uow, user_id: str, code: str) -> dict[str, Any]:
+    """Consume a valid TOTP or backup code in ``uow``; returns the MFA doc after it."""
+    ref = _mfa_ref(uow.db, user_id)
+    snap = uow.get(ref)
+    doc = snap.to_dict() if snap.exists else {}
+    if not doc.get("totp_secret"):
+        raise Unprocessable("Two-factor authentication is not enabled.", code="mfa_not_enabled")
+    update = _consume_code(_opened(uow.deps, user_id, doc), None, code, uow.now)
+    if update is None:
+        raise InvalidRequest("The code is not valid.", param="code", code="invalid_mfa_code")
+    update.pop("_method")
+    uow.update(ref, update)
+    return {**doc, **update}
 
 
-def disable_totp(deps, user_id: str, code: str) -> dict[str, Any]:
-    db = deps.db
-
-    def action(txn, doc):
-        txn.set(_mfa_ref(db, user_id), {"user_id": user_id, "totp_secret": None,
+def disable_totp(uow, user_id: str, code: str) -> dict[str, Any]:
+    doc = _with_code(uow, user_id, code)
+    uow.set(_mfa_ref(uow.db, user_id), {"user_id": user_id, "totp_secret": None,
                                         "pending_secret": None, "backup_codes": [],
                                         "last_totp_step": doc.get("last_totp_step"),
                                         "sms_enabled": bool(doc.get("sms_enabled"))})
-        # SMS, if on, stays a second factor.
-        txn.update(directory.user_ref(db, user_id), {"mfa_enabled": bool(doc.get("sms_enabled"))})
-
-    _with_code(deps, user_id, code, action)
+    # SMS, if on, stays a second factor.
+    uow.update(directory.user_ref(uow.db, user_id), {"mfa_enabled": bool(doc.get("sms_enabled"))})
     return {"object": "mfa_status", "totp_enabled": False, "backup_codes_remaining": 0,
-            "methods": []}
+            "methods": ["sms"] if doc.get("sms_enabled") else []}
 
 
-def regenerate_backup_codes(deps, user_id: str, code: str) -> dict[str, Any]:
-    db = deps.db
+def regenerate_backup_codes(uow, user_id: str, code: str) -> dict[str, Any]:
+    _with_code(uow, user_id, code)
     codes = new_backup_codes()
     salt = secrets.token_hex(16)
-
-    def action(txn, doc):
-        txn.update(_mfa_ref(db, user_id), {
-            "backup_salt": salt,
-            "backup_codes": [{"hash": backup_hash(salt, c), "used_at": None} for c in codes]})
-
-    _with_code(deps, user_id, code, action)
+    uow.update(_mfa_ref(uow.db, user_id), {
+        "backup_salt": salt,
+        "backup_codes": [{"hash": backup_hash(salt, c), "used_at": None} for c in codes]})
     return {"object": "mfa_status", "totp_enabled": True, "backup_codes": codes,
             "backup_codes_remaining": len(codes), "methods": ["totp", "backup_code"]}
 

@@ -57,39 +57,37 @@ def get_profile(deps, user_id: str) -> dict[str, Any]:
     return to_resource(user, wallets=_by_user(db, WALLETS, user_id), dids=_by_user(db, DIDS, user_id))
 
 
-def update_profile(deps, user_id: str, *, display_name: str | None = None,
+def update_profile(uow, user_id: str, *, display_name: str | None = None,
                    username: str | None = None, locale: str | None = None) -> dict[str, Any]:
     """Edit display name, locale and username; a username change swaps handles atomically."""
-    db, now = deps.db, deps.clock.now()
+    db, now = uow.db, uow.now
     uref = directory.user_ref(db, user_id)
-
-    @firestore.transactional
-    def run(txn):
-        snap = uref.get(transaction=txn)
-        if not snap.exists:
-            raise NotFound("No such user.")
-        user = snap.to_dict()
-        update: dict[str, Any] = {}
-        if username is not None and username != user.get("username"):
-            old_lower = (user.get("username") or "").lower()
-            if username.lower() != old_lower:
-                handle = directory.handle_ref(db, "username", username).get(transaction=txn)
-                if handle.exists and handle.get("user_id") != user_id:
-                    raise Conflict("This username is taken.", param="username",
-                                   code="username_taken")
-                if old_lower:
-                    directory.release_handle(db, txn, "username", old_lower)
-                if not handle.exists:
-                    directory.claim_handle(db, txn, "username", username, user_id, now)
-            update.update(username=username, username_lower=username.lower())
-        if display_name is not None:
-            update["display_name"] = display_name
-        if locale is not None:
-            update["locale"] = locale
-        if update:
-            update["updated_at"] = now
-            txn.update(uref, update)
-        return {**user, **update}
-
-    run(db.transaction())
-    return get_profile(deps, user_id)
+    refs = [uref] + ([directory.handle_ref(db, "username", username)] if username else [])
+    snaps = uow.get_all(refs)
+    snap = snaps[uref.path]
+    if not snap.exists:
+        raise NotFound("No such user.")
+    user = snap.to_dict()
+    update: dict[str, Any] = {}
+    if username is not None and username != user.get("username"):
+        old_lower = (user.get("username") or "").lower()
+        if username.lower() != old_lower:
+            handle = snaps[refs[1].path]
+            if handle.exists and handle.get("user_id") != user_id:
+                raise Conflict("This username is taken.", param="username",
+                               code="username_taken")
+            if old_lower:
+                directory.release_handle(db, uow, "username", old_lower)
+            if not handle.exists:
+                directory.claim_handle(db, uow, "username", username, user_id, now)
+        update.update(username=username, username_lower=username.lower())
+    if display_name is not None:
+        update["display_name"] = display_name
+    if locale is not None:
+        update["locale"] = locale
+    if update:
+        update["updated_at"] = now
+        uow.update(uref, update)
+    user = {**user, **update}
+    return to_resource(user, wallets=_by_user(db, WALLETS, user_id),
+                       dids=_by_user(db, DIDS, user_id))

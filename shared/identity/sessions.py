@@ -20,8 +20,8 @@ Its refresh tokens form one *family*:
   can open it; the stored SHA-256 of the parent does not. Outside the window, or once the
   successor itself was used, the replay counts as theft and revokes the family.
 
-Cost: start = 1 commit (session + token). Refresh = 1 transaction: begin, 2 reads (token,
-session), commit. Verify of an access token = 1 read of the session, served from a per-instance
+Cost (one unit of work each): start = 2 blind creates in the caller's commit. Refresh = 2 reads
+(token, then its session) and 1 commit. Verify of an access token = 1 read of the session, served from a per-instance
 cache for ``session_cache_seconds`` (default 5 s): a revocation is immediate on the instance that
 made it and takes at most that long elsewhere.
 """
@@ -32,7 +32,7 @@ import datetime as dt
 import secrets
 import threading
 import time
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -45,7 +45,6 @@ from shared.identity.tokens import issue_access_token
 from shared.platform.clock import rfc3339
 from shared.platform.errors import AuthenticationError, NotFound
 from shared.platform.ids import new_id
-from shared.platform.outbox import Event, publish_events, record_event
 from shared.platform.pagination import ListQuery, paginate
 from shared.platform.uow import run_unit
 
@@ -166,117 +165,93 @@ def _invalid_refresh() -> AuthenticationError:
                                code="invalid_refresh_token")
 
 
-def refresh_session(deps, refresh_token: str, *, ip: str | None = None,
+def refresh_session(uow, refresh_token: str, *, ip: str | None = None,
                     user_agent: str | None = None) -> dict[str, Any]:
-    """Exchange a refresh token for a new pair (rotation with reuse detection)."""
+    """Exchange a refresh token for a new pair (rotation with reuse detection), in ``uow``.
+
+    Two concurrent uses of one token both read it active; the unit's precondition lets one
+    commit and re-runs the other, which then finds it rotated within the grace window and gets
+    the same successor.
+    """
+    deps, db, now = uow.deps, uow.db, uow.now
     settings = identity_settings(deps)
-    db, now = deps.db, deps.clock.now()
     if not isinstance(refresh_token, str) or not refresh_token.startswith(REFRESH_PREFIX) \
             or len(refresh_token) > 100:
         raise _invalid_refresh()
-    parent_hash = token_hash(refresh_token)
-    parent_ref = _token_ref(db, parent_hash)
-    child = new_refresh_token()
-    child_hash = token_hash(child)
-    grace = dt.timedelta(seconds=settings.refresh_reuse_grace_seconds)
-
-    @firestore.transactional
-    def run(txn) -> tuple[str, dict | None, str | None, list[Event]]:
-        snap = parent_ref.get(transaction=txn)
-        if not snap.exists:
-            return "invalid", None, None, []
-        tok = snap.to_dict()
-        sref = _session_ref(db, tok["session_id"])
-        ssnap = sref.get(transaction=txn)
-        if not ssnap.exists:
-            return "invalid", None, None, []
-        session = ssnap.to_dict()
-        if session["status"] != "active" or session["expires_at"] <= now:
-            return "invalid", None, None, []
-        if tok["status"] == "active":
-            if tok["expires_at"] <= now:
-                return "invalid", None, None, []
-            txn.update(parent_ref, {"status": "rotated", "rotated_at": now,
-                                    "successor_hash": child_hash,
-                                    "successor_sealed": seal_successor(refresh_token, child)})
-            session = {**session, "last_refreshed_at": now,
-                       "refresh_count": session.get("refresh_count", 0) + 1}
-            txn.create(_token_ref(db, child_hash), _token_doc(session, now, settings))
-            update = {"last_refreshed_at": now, "refresh_count": session["refresh_count"]}
-            if ip:
-                update["ip"] = str(ip)[:64]
-            if user_agent:
-                update["user_agent"] = str(user_agent)[:MAX_USER_AGENT]
-            txn.update(sref, update)
-            return "rotated", {**session, **update}, child, []
-        if tok["status"] == "rotated" and tok.get("rotated_at") and now - tok["rotated_at"] <= grace:
-            successor = open_successor(refresh_token, tok.get("successor_sealed") or "")
-            if successor and token_hash(successor) == tok.get("successor_hash"):
-                csnap = _token_ref(db, tok["successor_hash"]).get(transaction=txn)
-                if csnap.exists and csnap.get("status") == "active":
-                    return "replayed", session, successor, []
-        # An old token came back: treat it as stolen and revoke the family.
-        events = _revoke_in_txn(db, txn, sref, session, now, "refresh_token_reused")
-        return "reused", session, None, events
-
-    outcome, session, token, events = run(db.transaction())
-    if outcome == "reused":
-        publish_events(db, deps.publisher, events, topic=deps.settings.events_topic)
-        forget_session(deps, session["id"])
-        raise AuthenticationError("This refresh token was already used; the session has been "
-                                  "revoked. Sign in again.", code="refresh_token_reused")
-    if outcome == "invalid":
+    parent_ref = _token_ref(db, token_hash(refresh_token))
+    snap = uow.get(parent_ref)
+    if not snap.exists:
         raise _invalid_refresh()
-    return _token_response(deps, session, token)
+    tok = snap.to_dict()
+    sref = _session_ref(db, tok["session_id"])
+    ssnap = uow.get(sref)
+    if not ssnap.exists:
+        raise _invalid_refresh()
+    session = ssnap.to_dict()
+    if session["status"] != "active" or session["expires_at"] <= now:
+        raise _invalid_refresh()
+    if tok["status"] == "active":
+        if tok["expires_at"] <= now:
+            raise _invalid_refresh()
+        child = new_refresh_token()
+        child_hash = token_hash(child)
+        uow.update(parent_ref, {"status": "rotated", "rotated_at": now,
+                                "successor_hash": child_hash,
+                                "successor_sealed": seal_successor(refresh_token, child)})
+        session = {**session, "last_refreshed_at": now,
+                   "refresh_count": session.get("refresh_count", 0) + 1}
+        uow.create(_token_ref(db, child_hash), _token_doc(session, now, settings))
+        update = {"last_refreshed_at": now, "refresh_count": session["refresh_count"]}
+        if ip:
+            update["ip"] = str(ip)[:64]
+        if user_agent:
+            update["user_agent"] = str(user_agent)[:MAX_USER_AGENT]
+        uow.update(sref, update)
+        return _token_response(deps, {**session, **update}, child)
+    grace = dt.timedelta(seconds=settings.refresh_reuse_grace_seconds)
+    if tok["status"] == "rotated" and tok.get("rotated_at") and now - tok["rotated_at"] <= grace:
+        successor = open_successor(refresh_token, tok.get("successor_sealed") or "")
+        if successor and token_hash(successor) == tok.get("successor_hash"):
+            csnap = uow.get(_token_ref(db, tok["successor_hash"]))
+            if csnap.exists and csnap.get("status") == "active":
+                return _token_response(deps, session, successor)
+    # An old token came back: treat it as stolen and revoke the family (committed on raise).
+    _revoke_in_unit(uow, sref, session, "refresh_token_reused")
+    uow.keep_writes_on_error = True
+    forget_session(deps, session["id"])
+    raise AuthenticationError("This refresh token was already used; the session has been "
+                              "revoked. Sign in again.", code="refresh_token_reused")
 
 
 # --- revocation --------------------------------------------------------------------------------
 
-def _revoke_in_txn(db, txn, sref, session: dict[str, Any], now: dt.datetime,
-                   reason: str) -> list[Event]:
-    txn.update(sref, {"status": "revoked", "revoked_at": now, "revoked_reason": reason})
+def _revoke_in_unit(uow, sref, session: dict[str, Any], reason: str) -> dict[str, Any]:
+    now = uow.now
+    uow.update(sref, {"status": "revoked", "revoked_at": now, "revoked_reason": reason})
     revoked = {**session, "status": "revoked", "revoked_at": now, "revoked_reason": reason}
-    return [record_event(db, txn, type="session.revoked", tenant=session["user_id"], now=now,
-                         data={"object": to_resource(revoked), "reason": reason})]
+    uow.emit("session.revoked", tenant=session["user_id"],
+             data={"object": to_resource(revoked), "reason": reason})
+    return revoked
 
 
-def revoke_session(deps, *, user_id: str, session_id: str, reason: str = "user_revoked") -> dict:
+def revoke_session(uow, *, user_id: str, session_id: str, reason: str = "user_revoked") -> dict:
     """Revoke one of ``user_id``'s sessions (someone else's session is a 404)."""
-    db, now = deps.db, deps.clock.now()
-    sref = _session_ref(db, session_id)
-
-    @firestore.transactional
-    def run(txn):
-        snap = sref.get(transaction=txn)
-        if not snap.exists or snap.get("user_id") != user_id:
-            raise NotFound(f"No such session: '{session_id}'", param="id")
-        session = snap.to_dict()
-        if session["status"] != "active":
-            return session, []
-        events = _revoke_in_txn(db, txn, sref, session, now, reason)
-        return {**session, "status": "revoked", "revoked_at": now, "revoked_reason": reason}, events
-
-    session, events = run(db.transaction())
-    publish_events(db, deps.publisher, events, topic=deps.settings.events_topic)
-    forget_session(deps, session_id)
-    return to_resource(session)
+    sref = _session_ref(uow.db, session_id)
+    snap = uow.get(sref)
+    if not snap.exists or snap.get("user_id") != user_id:
+        raise NotFound(f"No such session: '{session_id}'", param="id")
+    session = snap.to_dict()
+    if session["status"] != "active":
+        return to_resource(session)
+    revoked = _revoke_in_unit(uow, sref, session, reason)
+    forget_session(uow.deps, session_id)
+    return to_resource(revoked)
 
 
 def active_sessions_query(db, user_id: str):
     return (db.collection(SESSIONS)
             .where(filter=firestore.FieldFilter("user_id", "==", user_id))
             .where(filter=firestore.FieldFilter("status", "==", "active")))
-
-
-def revoke_sessions_in_txn(db, txn, user_id: str, now: dt.datetime, reason: str, *,
-                           except_session_id: str | None = None) -> "Revocations":
-    """Revoke the user's active sessions inside ``txn`` (reads first: call before any write).
-
-    Returns the events (publish them after commit) and the revoked ids. Users with more than ``MAX_TXN_REVOCATIONS`` active
-    sessions get the rest revoked by ``revoke_all_sessions`` after commit.
-    """
-    snaps = list(active_sessions_query(db, user_id).limit(MAX_TXN_REVOCATIONS).get(transaction=txn))
-    return _plan_revocations(db, txn, snaps, now, reason, except_session_id)
 
 
 def revoke_sessions_in_unit(uow, user_id: str, reason: str, *,
@@ -288,49 +263,22 @@ def revoke_sessions_in_unit(uow, user_id: str, reason: str, *,
     for snap in uow.query(active_sessions_query(uow.db, user_id).limit(MAX_TXN_REVOCATIONS)):
         if snap.id == except_session_id:
             continue
-        session = snap.to_dict()
-        uow.update(snap.reference, {"status": "revoked", "revoked_at": uow.now,
-                                    "revoked_reason": reason})
-        revoked = {**session, "status": "revoked", "revoked_at": uow.now, "revoked_reason": reason}
-        uow.emit("session.revoked", tenant=session["user_id"],
-                 data={"object": to_resource(revoked), "reason": reason})
+        _revoke_in_unit(uow, snap.reference, snap.to_dict(), reason)
         ids.append(snap.id)
     return ids
 
 
-class Revocations(NamedTuple):
-    events: list[Event]
-    ids: list[str]
-    seen: int  # active sessions read (including the one kept)
-
-
-def _plan_revocations(db, txn, snaps, now, reason, except_session_id):
-    events, ids = [], []
-    for snap in snaps:
-        if snap.id == except_session_id:
-            continue
-        events += _revoke_in_txn(db, txn, snap.reference, snap.to_dict(), now, reason)
-        ids.append(snap.id)
-    return Revocations(events, ids, len(snaps))
-
-
 def revoke_all_sessions(deps, user_id: str, *, reason: str,
                         except_session_id: str | None = None) -> int:
-    """Revoke every active session of ``user_id`` (in transactions of bounded size)."""
-    db, now = deps.db, deps.clock.now()
+    """Revoke every active session of ``user_id``, one bounded unit of work at a time."""
     total = 0
     while True:
-        @firestore.transactional
-        def run(txn):
-            return revoke_sessions_in_txn(db, txn, user_id, now, reason,
-                                          except_session_id=except_session_id)
-        result = run(db.transaction())
-        events, ids = result.events, result.ids
-        publish_events(db, deps.publisher, events, topic=deps.settings.events_topic)
+        ids = run_unit(deps, lambda uow: revoke_sessions_in_unit(
+            uow, user_id, reason, except_session_id=except_session_id))
         for sid in ids:
             forget_session(deps, sid)
         total += len(ids)
-        if result.seen < MAX_TXN_REVOCATIONS or not ids:
+        if len(ids) < MAX_TXN_REVOCATIONS - 1:
             return total
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from shared.platform.errors import PermissionDenied
-from shared.platform.uow import run_unit
 
 
 def finish_sign_in(uow, user: dict[str, Any], *, amr: Iterable[str], ip: str | None,
@@ -25,11 +24,6 @@ def finish_sign_in(uow, user: dict[str, Any], *, amr: Iterable[str], ip: str | N
                                 user_agent=user_agent)
     from shared.identity.sessions import open_session
     return open_session(uow, user_id=user["id"], amr=amr, ip=ip, user_agent=user_agent)
-
-
-def finish_sign_in_now(deps, user: dict[str, Any], **kw) -> dict[str, Any]:
-    """``finish_sign_in`` in its own unit (flows whose first step committed on its own)."""
-    return run_unit(deps, lambda uow: finish_sign_in(uow, user, **kw))
 
 
 def is_challenge(answer: dict[str, Any]) -> bool:

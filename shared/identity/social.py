@@ -44,7 +44,7 @@ from shared.platform.errors import (AuthenticationError, Conflict, InvalidReques
                                     ServiceUnavailable)
 from shared.platform.ids import derived_id
 from shared.platform.logs import get_logger
-from shared.platform.outbox import publish_events, record_event
+from shared.platform.uow import run_unit
 
 _log = get_logger(__name__)
 STATES = "oauth_states"
@@ -163,8 +163,9 @@ def apple_client_secret(cfg: OAuthSettings, spec: ProviderSpec, now: dt.datetime
 
 # --- step 1: authorize ----------------------------------------------------------------------
 
-def begin_authorization(deps, *, provider: str, redirect_uri: str | None = None,
+def begin_authorization(uow, *, provider: str, redirect_uri: str | None = None,
                         link_user_id: str | None = None) -> dict[str, Any]:
+    deps = uow.deps
     cfg = oauth_settings(deps)
     spec = resolved_spec(provider, cfg)
     default_redirect = callback_url(deps, provider)
@@ -172,12 +173,12 @@ def begin_authorization(deps, *, provider: str, redirect_uri: str | None = None,
     if redirect != default_redirect and redirect not in cfg.allowed_redirect_uris:
         raise InvalidRequest("redirect_uri is not registered for this application.",
                              code="redirect_uri_not_allowed", param="redirect_uri")
-    db, now = deps.db, deps.clock.now()
+    now = uow.now
     state = _b64url(secrets.token_bytes(32))
     verifier = _b64url(secrets.token_bytes(48))  # 64 chars, RFC 7636 allows 43..128
     nonce = _b64url(secrets.token_bytes(24))
     expires = now + dt.timedelta(seconds=cfg.state_ttl_seconds)
-    _state_ref(db, state).create({
+    uow.create(_state_ref(uow.db, state), {
         "provider": provider, "code_verifier": verifier, "nonce": nonce, "redirect_uri": redirect,
         "link_user_id": link_user_id, "created_at": now, "expires_at": expires, "used_at": None,
         "purge_at": expires + dt.timedelta(days=1)})
@@ -211,27 +212,26 @@ class ProviderIdentity:
 
 
 def _consume_state(deps, provider: str, state: str) -> dict[str, Any]:
-    db, now = deps.db, deps.clock.now()
+    """Spend the state in its own commit, before the code is exchanged with the provider."""
     if not state or len(state) > 256:
         raise InvalidRequest("The state is missing or malformed.", code="invalid_state", param="state")
-    ref = _state_ref(db, state)
+    ref = _state_ref(deps.db, state)
 
-    @firestore.transactional
-    def run(txn):
-        snap = ref.get(transaction=txn)
+    def run(uow):
+        snap = uow.get(ref)
         if not snap.exists:
             return "missing", None
         doc = snap.to_dict()
         if doc.get("used_at") is not None:
             return "used", None
-        txn.update(ref, {"used_at": now})
+        uow.update(ref, {"used_at": uow.now})
         if doc["provider"] != provider:
             return "provider", None
-        if doc["expires_at"] <= now:
+        if doc["expires_at"] <= uow.now:
             return "expired", None
         return "ok", doc
 
-    outcome, doc = run(db.transaction())
+    outcome, doc = run_unit(deps, run)
     messages = {"missing": "Unknown state; start the sign-in again.",
                 "used": "This sign-in attempt was already completed; start again.",
                 "provider": "The state belongs to another provider.",
@@ -460,15 +460,22 @@ def _identity_doc(ident: ProviderIdentity, user_id: str, now) -> dict[str, Any]:
             "created_at": now, "last_used_at": now}
 
 
-def _user_identities(db, user_id: str, txn=None) -> list[dict[str, Any]]:
-    q = db.collection(IDENTITIES).where(filter=firestore.FieldFilter("user_id", "==", user_id))
-    return [s.to_dict() for s in q.limit(MAX_IDENTITIES_PER_USER + 1).get(transaction=txn)]
+def _identities_query(db, user_id: str):
+    return (db.collection(IDENTITIES).where(filter=firestore.FieldFilter("user_id", "==", user_id))
+            .limit(MAX_IDENTITIES_PER_USER + 1))
 
 
-def complete_authorization(deps, *, provider: str, code: str | None, state: str | None,
+def _user_identities(uow, user_id: str) -> list[dict[str, Any]]:
+    return [s.to_dict() for s in uow.query(_identities_query(uow.db, user_id))]
+
+
+def complete_authorization(uow, *, provider: str, code: str | None, state: str | None,
                            error: str | None = None, error_description: str | None = None,
                            apple_user: str | None = None, bearer_user_id: str | None = None,
                            ip: str | None = None, user_agent: str | None = None) -> dict[str, Any]:
+    """Callback: the state is spent (own commit), the code exchanged with the provider, then
+    the sign-in or link commits in ``uow`` (the route is ``atomic=False``: run once)."""
+    deps = uow.deps
     cfg = oauth_settings(deps)
     spec = resolved_spec(provider, cfg)
     flow = _consume_state(deps, provider, state or "")
@@ -486,131 +493,110 @@ def complete_authorization(deps, *, provider: str, code: str | None, state: str 
                            code_verifier=flow["code_verifier"])
     ident = fetch_identity(deps, spec, cfg, tokens, nonce=flow["nonce"], apple_user=apple_user)
     if link_user_id:
-        return link_identity(deps, link_user_id, ident)
-    return _sign_in(deps, ident, ip=ip, user_agent=user_agent)
+        return link_identity(uow, link_user_id, ident)
+    return _sign_in(uow, ident, ip=ip, user_agent=user_agent)
 
 
-def _sign_in(deps, ident: ProviderIdentity, *, ip, user_agent) -> dict[str, Any]:
-    from shared.identity.signin import finish_sign_in_now, is_challenge
+def _sign_in(uow, ident: ProviderIdentity, *, ip, user_agent) -> dict[str, Any]:
+    from shared.identity.signin import finish_sign_in, is_challenge
 
-    db, now = deps.db, deps.clock.now()
+    db, now = uow.db, uow.now
     handle = directory.handle_ref(db, "social", f"{ident.provider}:{ident.subject}")
     email_handle = directory.handle_ref(db, "email", ident.email) if ident.email else None
     iref = _identity_ref(db, ident.provider, ident.subject)
-
-    @firestore.transactional
-    def run(txn):
-        held = handle.get(transaction=txn)
-        if held.exists:
-            user = directory.get_user(db, held.get("user_id"), transaction=txn)
-            if user is None:
-                raise NotFound("The account for this identity no longer exists.")
-            txn.update(iref, {"last_used_at": now})
-            return user, False, []
+    snaps = uow.get_all([r for r in (handle, email_handle, iref) if r is not None])
+    held = snaps[handle.path]
+    created = False
+    if held.exists:
+        usnap = uow.get(directory.user_ref(db, held.get("user_id")))
+        if not usnap.exists:
+            raise NotFound("The account for this identity no longer exists.")
+        user = usnap.to_dict()
+        uow.update(iref, {"last_used_at": now})
+    else:
         email, verified = ident.email, ident.email_verified
-        if email and verified:
-            owner = email_handle.get(transaction=txn)
-            if owner.exists:
-                raise Conflict("An account with this email address exists. Sign in to it and "
-                               f"link {PROVIDERS[ident.provider].display_name} from your settings.",
-                               code="email_in_use")
+        if email and verified and snaps[email_handle.path].exists:
+            raise Conflict("An account with this email address exists. Sign in to it and "
+                           f"link {PROVIDERS[ident.provider].display_name} from your settings.",
+                           code="email_in_use")
         user = directory.new_user_doc(now=now, email=email if verified else None,
                                       email_verified=verified, display_name=ident.name)
-        directory.insert_user(db, txn, user, now=now,
+        directory.insert_user(db, uow, user, now=now,
                               extra_handles=[("social", f"{ident.provider}:{ident.subject}")])
-        txn.create(iref, _identity_doc(ident, user["id"], now))
-        event = record_event(db, txn, type="user.created", tenant=user["id"], now=now,
-                             data={"object": {"id": user["id"], "object": "user"},
-                                   "method": f"social:{ident.provider}"})
-        return user, True, [event]
-
-    user, created, events = run(db.transaction())
-    publish_events(db, deps.publisher, events, topic=deps.settings.events_topic)
-    answer = finish_sign_in_now(deps, user, amr=["fed"], ip=ip, user_agent=user_agent)
+        uow.create(iref, _identity_doc(ident, user["id"], now))
+        uow.emit("user.created", tenant=user["id"],
+                 data={"object": {"id": user["id"], "object": "user"},
+                       "method": f"social:{ident.provider}"})
+        created = True
+    answer = finish_sign_in(uow, user, amr=["fed"], ip=ip, user_agent=user_agent)
     if is_challenge(answer):  # a second factor is on: no tokens yet
         return answer
     return {**answer, "user_id": user["id"], "new_user": created, "provider": ident.provider}
 
 
-def link_identity(deps, user_id: str, ident: ProviderIdentity) -> dict[str, Any]:
-    db, now = deps.db, deps.clock.now()
+def link_identity(uow, user_id: str, ident: ProviderIdentity) -> dict[str, Any]:
+    db, now = uow.db, uow.now
     handle = directory.handle_ref(db, "social", f"{ident.provider}:{ident.subject}")
     iref = _identity_ref(db, ident.provider, ident.subject)
-
-    @firestore.transactional
-    def run(txn):
-        held = handle.get(transaction=txn)
-        mine = _user_identities(db, user_id, txn)
-        if held.exists:
-            if held.get("user_id") != user_id:
-                raise Conflict(f"This {PROVIDERS[ident.provider].display_name} account is linked "
-                               "to another Payloom account.", code="identity_linked_elsewhere")
-            doc = iref.get(transaction=txn).to_dict()
-            return doc, []
-        if any(d["provider"] == ident.provider for d in mine):
-            raise Conflict(f"A {PROVIDERS[ident.provider].display_name} account is already linked; "
-                           "unlink it first.", code="provider_already_linked")
-        if len(mine) >= MAX_IDENTITIES_PER_USER:
-            raise Conflict("Too many linked identities.", code="too_many_identities")
-        doc = _identity_doc(ident, user_id, now)
-        directory.claim_handle(db, txn, "social", f"{ident.provider}:{ident.subject}", user_id, now)
-        txn.create(iref, doc)
-        event = record_event(db, txn, type="user.identity.linked", tenant=user_id, now=now,
-                             data={"object": identity_resource(doc)})
-        return doc, [event]
-
-    doc, events = run(db.transaction())
-    publish_events(db, deps.publisher, events, topic=deps.settings.events_topic)
+    snaps = uow.get_all([handle, iref])
+    held = snaps[handle.path]
+    mine = _user_identities(uow, user_id)
+    if held.exists:
+        if held.get("user_id") != user_id:
+            raise Conflict(f"This {PROVIDERS[ident.provider].display_name} account is linked "
+                           "to another Payloom account.", code="identity_linked_elsewhere")
+        return identity_resource(snaps[iref.path].to_dict())
+    if any(d["provider"] == ident.provider for d in mine):
+        raise Conflict(f"A {PROVIDERS[ident.provider].display_name} account is already linked; "
+                       "unlink it first.", code="provider_already_linked")
+    if len(mine) >= MAX_IDENTITIES_PER_USER:
+        raise Conflict("Too many linked identities.", code="too_many_identities")
+    doc = _identity_doc(ident, user_id, now)
+    directory.claim_handle(db, uow, "social", f"{ident.provider}:{ident.subject}", user_id, now)
+    uow.create(iref, doc)
+    uow.emit("user.identity.linked", tenant=user_id, data={"object": identity_resource(doc)})
     return identity_resource(doc)
 
 
 def list_identities(deps, user_id: str) -> dict[str, Any]:
-    docs = sorted(_user_identities(deps.db, user_id), key=lambda d: d["created_at"])
+    docs = sorted((s.to_dict() for s in _identities_query(deps.db, user_id).stream()),
+                  key=lambda d: d["created_at"])
     return {"object": "list", "data": [identity_resource(d) for d in docs], "has_more": False,
             "url": "/v1/me/identities"}
 
 
 # --- ways in -----------------------------------------------------------------------------------
 
-def has_password(db, user_id: str, txn=None) -> bool:
-    """Whether the user can sign in with a password (``user_credentials/{user_id}.password_hash``,
-    written by the password flows in ``shared.identity.accounts``)."""
-    snap = db.collection(CREDENTIALS).document(user_id).get(transaction=txn)
-    return bool(snap.exists and (snap.to_dict() or {}).get("password_hash"))
-
-
-def ways_in(db, txn, user_id: str) -> dict[str, int]:
-    """Count the user's sign-in methods inside ``txn`` (reads only)."""
-    user = directory.get_user(db, user_id, transaction=txn) or {}
-    wallets = db.collection(WALLETS).where(filter=firestore.FieldFilter("user_id", "==", user_id))
-    return {"password": int(has_password(db, user_id, txn)),
+def ways_in(uow, user_id: str) -> dict[str, int]:
+    """Count the user's sign-in methods (reads in ``uow``): password (``user_credentials``,
+    written by ``shared.identity.accounts``), verified phone, social identities, wallets."""
+    uref = directory.user_ref(uow.db, user_id)
+    cref = uow.db.collection(CREDENTIALS).document(user_id)
+    snaps = uow.get_all([uref, cref])
+    user = snaps[uref.path].to_dict() if snaps[uref.path].exists else {}
+    cred = snaps[cref.path].to_dict() if snaps[cref.path].exists else {}
+    wallets = uow.query(uow.db.collection(WALLETS)
+                        .where(filter=firestore.FieldFilter("user_id", "==", user_id)).limit(5))
+    return {"password": int(bool(cred.get("password_hash"))),
             "phone": int(bool(user.get("phone") and user.get("phone_verified"))),
-            "identities": len(_user_identities(db, user_id, txn)),
-            "wallets": len(list(wallets.limit(5).get(transaction=txn)))}
+            "identities": len(_user_identities(uow, user_id)),
+            "wallets": len(wallets)}
 
 
-def unlink_identity(deps, user_id: str, provider: str) -> None:
+def unlink_identity(uow, user_id: str, provider: str) -> None:
     if provider not in PROVIDERS:
         raise NotFound(f"Unknown sign-in provider '{provider}'.", code="provider_unknown",
                        param="provider")
-    db, now = deps.db, deps.clock.now()
-
-    @firestore.transactional
-    def run(txn):
-        counts = ways_in(db, txn, user_id)
-        mine = _user_identities(db, user_id, txn)
-        doc = next((d for d in mine if d["provider"] == provider), None)
-        if doc is None:
-            raise NotFound(f"No {PROVIDERS[provider].display_name} account is linked.",
-                           code="resource_missing", param="provider")
-        remaining = counts["password"] + counts["phone"] + counts["wallets"] + counts["identities"] - 1
-        if remaining <= 0:
-            raise Conflict("This is your only way to sign in. Add a password, a phone number or "
-                           "another sign-in method first.", code="last_sign_in_method")
-        directory.release_handle(db, txn, "social", f"{doc['provider']}:{doc['subject']}")
-        txn.delete(_identity_ref(db, doc["provider"], doc["subject"]))
-        return [record_event(db, txn, type="user.identity.unlinked", tenant=user_id, now=now,
-                             data={"object": identity_resource(doc)})]
-
-    events = run(db.transaction())
-    publish_events(db, deps.publisher, events, topic=deps.settings.events_topic)
+    counts = ways_in(uow, user_id)
+    mine = _user_identities(uow, user_id)
+    doc = next((d for d in mine if d["provider"] == provider), None)
+    if doc is None:
+        raise NotFound(f"No {PROVIDERS[provider].display_name} account is linked.",
+                       code="resource_missing", param="provider")
+    remaining = counts["password"] + counts["phone"] + counts["wallets"] + counts["identities"] - 1
+    if remaining <= 0:
+        raise Conflict("This is your only way to sign in. Add a password, a phone number or "
+                       "another sign-in method first.", code="last_sign_in_method")
+    directory.release_handle(uow.db, uow, "social", f"{doc['provider']}:{doc['subject']}")
+    uow.delete(_identity_ref(uow.db, doc["provider"], doc["subject"]))
+    uow.emit("user.identity.unlinked", tenant=user_id, data={"object": identity_resource(doc)})

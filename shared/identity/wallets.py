@@ -33,7 +33,7 @@ from shared.platform.clock import rfc3339
 from shared.platform.errors import (AuthenticationError, Conflict, InvalidRequest, NotFound,
                                     PermissionDenied)
 from shared.platform.ids import derived_id
-from shared.platform.outbox import publish_events, record_event
+from shared.platform.uow import run_unit
 
 NONCES = "siwe_nonces"
 WALLETS = "user_wallets"
@@ -61,12 +61,12 @@ def _wallet_ref(db, address: str):
     return db.collection(WALLETS).document(derived_id("wal", address.lower()))
 
 
-def create_nonce(deps, *, user_id: str | None, purpose: str = "link") -> dict[str, Any]:
-    cfg = siwe_settings(deps)
-    db, now = deps.db, deps.clock.now()
+def create_nonce(uow, *, user_id: str | None, purpose: str = "link") -> dict[str, Any]:
+    cfg = siwe_settings(uow.deps)
+    now = uow.now
     nonce = new_nonce()
     expires = now + dt.timedelta(seconds=cfg.nonce_ttl_seconds)
-    db.collection(NONCES).document(nonce).create({
+    uow.create(uow.db.collection(NONCES).document(nonce), {
         "user_id": user_id, "purpose": purpose, "created_at": now, "expires_at": expires,
         "used_at": None, "purge_at": expires + dt.timedelta(days=1)})
     out = {"object": "siwe_nonce", "nonce": nonce, "domain": cfg.domain,
@@ -107,14 +107,13 @@ def check_message(deps, text: str, cfg: SiweSettings) -> SiweMessage:
 
 def consume_nonce(deps, msg: SiweMessage, *, user_id: str | None, purpose: str,
                   cfg: SiweSettings) -> None:
-    """Step 4: the nonce must be ours for this user and purpose; it is used up either way."""
-    db, now = deps.db, deps.clock.now()
-    ref = db.collection(NONCES).document(msg.nonce)
+    """Step 4: the nonce must be ours for this user and purpose; it is used up either way, in
+    its own commit, before the signature check may call a chain."""
+    ref = deps.db.collection(NONCES).document(msg.nonce)
     skew = dt.timedelta(seconds=cfg.clock_skew_seconds)
 
-    @firestore.transactional
-    def run(txn) -> str:
-        snap = ref.get(transaction=txn)
+    def run(uow) -> str:
+        snap = uow.get(ref)
         if not snap.exists:
             return "unknown"
         doc = snap.to_dict()
@@ -122,14 +121,14 @@ def consume_nonce(deps, msg: SiweMessage, *, user_id: str | None, purpose: str,
             return "unknown"  # someone else's nonce: same answer as a made-up one
         if doc.get("used_at") is not None:
             return "used"
-        txn.update(ref, {"used_at": now})
-        if doc["expires_at"] <= now:
+        uow.update(ref, {"used_at": uow.now})
+        if doc["expires_at"] <= uow.now:
             return "expired"
         if msg.issued_at_dt < doc["created_at"] - skew:
             return "early"
         return "ok"
 
-    outcome = run(db.transaction())
+    outcome = run_unit(deps, run)
     errors = {"unknown": ("The nonce is not one we issued to you.", "siwe_nonce_invalid"),
               "used": ("The nonce was already used; request a new one.", "siwe_nonce_used"),
               "expired": ("The nonce has expired; request a new one.", "siwe_nonce_expired"),
@@ -138,43 +137,40 @@ def consume_nonce(deps, msg: SiweMessage, *, user_id: str | None, purpose: str,
         raise _reject(*errors[outcome])
 
 
-def link_wallet(deps, *, user_id: str, message: str, signature: str) -> tuple[dict[str, Any], bool]:
-    """Verify the SIWE message and link its address; returns (wallet link, created)."""
+def link_wallet(uow, *, user_id: str, message: str, signature: str) -> tuple[dict[str, Any], bool]:
+    """Verify the SIWE message and link its address; returns (wallet link, created).
+
+    The nonce is spent in its own commit and the signature may call a chain (ERC-1271), so the
+    route is not re-run on contention (``atomic=False``); the link itself commits in ``uow``.
+    """
+    deps = uow.deps
     cfg = siwe_settings(deps)
     sig = decode_signature(signature)
     msg = check_message(deps, message, cfg)
     consume_nonce(deps, msg, user_id=user_id, purpose="link", cfg=cfg)
     kind = verify_signature(deps, msg, message, sig, cfg)
 
-    db, now = deps.db, deps.clock.now()
+    db, now = uow.db, uow.now
     address = msg.address
     handle = directory.handle_ref(db, "wallet", address)
     ref = _wallet_ref(db, address)
-
-    @firestore.transactional
-    def run(txn):
-        held = handle.get(transaction=txn)
-        if held.exists:
-            if held.get("user_id") != user_id:
-                raise Conflict("This wallet is linked to another account.",
-                               code="wallet_linked_elsewhere", param="message")
-            return ref.get(transaction=txn).to_dict(), False, []
-        count = len(list(db.collection(WALLETS).where(
-            filter=firestore.FieldFilter("user_id", "==", user_id)).limit(MAX_WALLETS_PER_USER)
-            .get(transaction=txn)))
-        if count >= MAX_WALLETS_PER_USER:
-            raise Conflict("Too many linked wallets.", code="too_many_wallets")
-        doc = {"id": ref.id, "user_id": user_id, "address": address, "chain_id": msg.chain_id,
-               "did": pkh_did(msg.chain_id, address), "kind": kind, "created_at": now}
-        directory.claim_handle(db, txn, "wallet", address, user_id, now)
-        txn.create(ref, doc)
-        event = record_event(db, txn, type="user.wallet.linked", tenant=user_id, now=now,
-                             data={"object": wallet_resource(doc)})
-        return doc, True, [event]
-
-    doc, created, events = run(db.transaction())
-    publish_events(db, deps.publisher, events, topic=deps.settings.events_topic)
-    return wallet_resource(doc), created
+    snaps = uow.get_all([handle, ref])
+    held = snaps[handle.path]
+    if held.exists:
+        if held.get("user_id") != user_id:
+            raise Conflict("This wallet is linked to another account.",
+                           code="wallet_linked_elsewhere", param="message")
+        return wallet_resource(snaps[ref.path].to_dict()), False
+    count = len(uow.query(db.collection(WALLETS).where(
+        filter=firestore.FieldFilter("user_id", "==", user_id)).limit(MAX_WALLETS_PER_USER)))
+    if count >= MAX_WALLETS_PER_USER:
+        raise Conflict("Too many linked wallets.", code="too_many_wallets")
+    doc = {"id": ref.id, "user_id": user_id, "address": address, "chain_id": msg.chain_id,
+           "did": pkh_did(msg.chain_id, address), "kind": kind, "created_at": now}
+    directory.claim_handle(db, uow, "wallet", address, user_id, now)
+    uow.create(ref, doc)
+    uow.emit("user.wallet.linked", tenant=user_id, data={"object": wallet_resource(doc)})
+    return wallet_resource(doc), True
 
 
 def list_wallets(deps, user_id: str) -> dict[str, Any]:
@@ -191,60 +187,56 @@ def normalise_address(address: str, param: str = "address") -> str:
     return to_checksum_address(address)
 
 
-def unlink_wallet(deps, *, user_id: str, address: str) -> None:
+def unlink_wallet(uow, *, user_id: str, address: str) -> None:
     """Unlink (any letter case accepted); its did:pkh DIDs go with it. Refuses (409) to remove
     the user's last way in."""
     from shared.identity.social import ways_in
 
     address = normalise_address(address)
-    db, now = deps.db, deps.clock.now()
+    db = uow.db
     ref = _wallet_ref(db, address)
-
-    @firestore.transactional
-    def run(txn):
-        snap = ref.get(transaction=txn)
-        if not snap.exists or snap.get("user_id") != user_id:
-            raise NotFound(f"No linked wallet {address}.", param="address")
-        counts = ways_in(db, txn, user_id)
-        dids = list(db.collection(DIDS).where(filter=firestore.FieldFilter("user_id", "==", user_id))
-                    .limit(100).get(transaction=txn))
-        if counts["password"] + counts["phone"] + counts["identities"] + counts["wallets"] - 1 <= 0:
-            raise Conflict("This wallet is your only way to sign in. Add another method first.",
-                           code="last_sign_in_method")
-        doc = snap.to_dict()
-        directory.release_handle(db, txn, "wallet", address)
-        txn.delete(ref)
-        suffix = ":" + address.lower()
-        for d in dids:
-            did = d.get("did") or ""
-            if did.startswith("did:pkh:eip155:") and did.lower().endswith(suffix):
-                directory.release_handle(db, txn, "did", did)
-                txn.delete(d.reference)
-        return [record_event(db, txn, type="user.wallet.unlinked", tenant=user_id, now=now,
-                             data={"object": wallet_resource(doc)})]
-
-    events = run(db.transaction())
-    publish_events(db, deps.publisher, events, topic=deps.settings.events_topic)
+    snap = uow.get(ref)
+    if not snap.exists or snap.get("user_id") != user_id:
+        raise NotFound(f"No linked wallet {address}.", param="address")
+    counts = ways_in(uow, user_id)
+    dids = uow.query(db.collection(DIDS).where(filter=firestore.FieldFilter("user_id", "==", user_id))
+                     .limit(100))
+    if counts["password"] + counts["phone"] + counts["identities"] + counts["wallets"] - 1 <= 0:
+        raise Conflict("This wallet is your only way to sign in. Add another method first.",
+                       code="last_sign_in_method")
+    doc = snap.to_dict()
+    directory.release_handle(db, uow, "wallet", address)
+    uow.delete(ref)
+    suffix = ":" + address.lower()
+    for d in dids:
+        did = d.get("did") or ""
+        if did.startswith("did:pkh:eip155:") and did.lower().endswith(suffix):
+            directory.release_handle(db, uow, "did", did)
+            uow.delete(d.reference)
+    uow.emit("user.wallet.unlinked", tenant=user_id, data={"object": wallet_resource(doc)})
 
 
-def sign_in_with_wallet(deps, *, message: str, signature: str, ip: str | None,
+def sign_in_with_wallet(uow, *, message: str, signature: str, ip: str | None,
                         user_agent: str | None) -> dict[str, Any]:
-    """SIWE sign-in for a wallet already linked to an account (no sign-up by wallet)."""
-    from shared.identity.signin import finish_sign_in_now, is_challenge
+    """SIWE sign-in for a wallet already linked to an account (no sign-up by wallet): tokens,
+    or an MFA challenge when the account has a second factor on."""
+    from shared.identity.signin import finish_sign_in, is_challenge
 
+    deps = uow.deps
     cfg = siwe_settings(deps)
     sig = decode_signature(signature)
     msg = check_message(deps, message, cfg)
     consume_nonce(deps, msg, user_id=None, purpose="signin", cfg=cfg)
     verify_signature(deps, msg, message, sig, cfg)
-    user_id = directory.find_user_id(deps.db, wallet=msg.address)
-    if user_id is None:
+    held = uow.get(directory.handle_ref(uow.db, "wallet", msg.address))
+    if not held.exists:
         raise AuthenticationError("This wallet is not linked to an account. Sign in another way "
                                   "and link it first.", code="wallet_not_linked")
-    user = directory.get_user(deps.db, user_id)
-    if user is None:
+    usnap = uow.get(directory.user_ref(uow.db, held.get("user_id")))
+    if not usnap.exists:
         raise PermissionDenied("This account is disabled.", code="account_disabled")
-    answer = finish_sign_in_now(deps, user, amr=["swk"], ip=ip, user_agent=user_agent)
+    user = usnap.to_dict()
+    answer = finish_sign_in(uow, user, amr=["swk"], ip=ip, user_agent=user_agent)
     if is_challenge(answer):  # a second factor is on: no tokens yet
         return answer
-    return {**answer, "user_id": user_id, "address": msg.address}
+    return {**answer, "user_id": user["id"], "address": msg.address}

@@ -15,7 +15,7 @@ from shared.ledger import engine
 from shared.ledger.model import (PENDING, TRANSFERS, AccountTemplate, TransferResult,
                                  TransferSpec)
 from shared.platform.deps import Deps
-from shared.platform.errors import NotFound, Unprocessable
+from shared.platform.errors import NotFound, PayloomError, Unprocessable
 from shared.platform.ids import derived_id, new_id
 from shared.platform.uow import UnitOfWork, run_unit
 
@@ -48,7 +48,14 @@ def transfer_now(deps: Deps, spec: TransferSpec | list[TransferSpec], **kw):
         attempts[0] += 1
         return create_transfers(uow, specs, assume_new=attempts[0] == 1, **kw)
 
-    results = run_unit(deps, attempt)
+    try:
+        results = run_unit(deps, attempt)
+    except PayloomError:
+        if attempts[0] != 1:
+            raise
+        # A refusal decided blind may be about a batch that already exists: decide again with
+        # the ids read (then it answers ``exists`` or the same refusal).
+        results = run_unit(deps, lambda uow: create_transfers(uow, specs, **kw))
     return results if isinstance(spec, list) else results[0]
 
 

@@ -25,6 +25,7 @@ import json
 
 from google.api_core import exceptions as gexc
 
+from shared.platform import jsonbody
 from shared.platform.errors import IdempotencyError, InvalidRequest
 
 COLLECTION = "idempotency_keys"
@@ -47,7 +48,7 @@ class Claim:
 def fingerprint(method: str, path: str, body: bytes) -> str:
     """Parameters that must match on a retry: method, path and the canonical JSON body."""
     try:
-        canonical = json.dumps(json.loads(body or b"null"), sort_keys=True, separators=(",", ":"))
+        canonical = json.dumps(jsonbody.loads(body or b"null"), sort_keys=True, separators=(",", ":"))
     except ValueError:
         canonical = body.decode("utf-8", "replace")
     return hashlib.sha256(f"{method}\n{path}\n{canonical}".encode()).hexdigest()

@@ -189,3 +189,29 @@ def test_known_scopes_cover_the_platform_families():
                   "payments:*", "account:read", "api_keys:read"):
         assert scope in KNOWN_SCOPES
     assert "*" not in KNOWN_SCOPES
+
+
+def test_a_replayed_creation_never_shows_nor_stores_the_secret(deps, signup, me):
+    """Issue 7 defect 8: the secret is not in the idempotency record and not replayed."""
+    alice = signup()
+    headers = {**alice.headers, "Idempotency-Key": "create-key-1"}
+    body = {"name": "server", "scopes": ["account:read"]}
+    first = me.post("/v1/me/api_keys", json=body, headers=headers)
+    assert first.status_code == 201 and first.get_json()["secret"].startswith("sk_test_")
+    secret = first.get_json()["secret"]
+    replay = me.post("/v1/me/api_keys", json=body, headers=headers)
+    assert replay.status_code == 201 and replay.headers.get("Idempotent-Replayed") == "true"
+    assert replay.get_json()["id"] == first.get_json()["id"]
+    assert replay.get_json()["secret"] is None and secret not in replay.get_data(as_text=True)
+    stored = [s.to_dict() for s in deps.db.collection("idempotency_keys").stream()]
+    assert stored and all(secret not in str(doc) for doc in stored)
+    assert len(list(deps.db.collection("api_keys").stream())) == 1  # one effect
+    # the same holds for a roll
+    headers = {**alice.headers, "Idempotency-Key": "roll-key-1"}
+    url = f"/v1/me/api_keys/{first.get_json()['id']}/roll"
+    rolled = me.post(url, json={}, headers=headers)
+    assert rolled.status_code == 200 and rolled.get_json()["secret"].startswith("sk_test_")
+    again = me.post(url, json={}, headers=headers)
+    assert again.get_json()["secret"] is None and again.headers.get("Idempotent-Replayed") == "true"
+    assert all(rolled.get_json()["secret"] not in str(s.to_dict())
+               for s in deps.db.collection("idempotency_keys").stream())

@@ -7,7 +7,9 @@ import datetime as dt
 import pytest
 
 from shared.identity import sessions
-from shared.identity.sessions import refresh_session, start_session, token_hash
+from shared.identity.sessions import refresh_session as _refresh_in_unit
+from shared.identity.sessions import start_session, token_hash
+from shared.platform.uow import run_unit
 from shared.platform.clock import FrozenClock
 from shared.platform.errors import AuthenticationError
 from tests.identity.helpers import assert_error, events_of, fresh_ip
@@ -18,6 +20,11 @@ T0 = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.timezone.utc)
 def bearer(token):
     return {"Authorization": f"Bearer {token}"}
 
+
+
+def refresh_session(deps, token, **kw):
+    """The refresh service in its own unit of work (as the router runs it)."""
+    return run_unit(deps, lambda uow: _refresh_in_unit(uow, token, **kw))
 
 def test_start_session_contract(deps):
     out = start_session(deps, user_id="usr_contract00000000000001", amr=["otp"], ip="9.9.9.9",
@@ -166,7 +173,8 @@ def test_session_cache_is_invalidated_by_a_local_revocation(deps, configure):
     sid = out["session"]["id"]
     assert sessions.session_is_active(deps, sid, "usr_cache0000000000000001")
     assert not sessions.session_is_active(deps, sid, "usr_someoneelse0000000001")
-    sessions.revoke_session(deps, user_id="usr_cache0000000000000001", session_id=sid)
+    run_unit(deps, lambda uow: sessions.revoke_session(uow, user_id="usr_cache0000000000000001",
+                                                       session_id=sid))
     assert not sessions.session_is_active(deps, sid, "usr_cache0000000000000001")
 
 

@@ -109,6 +109,7 @@ EXPECTED_RESOURCES = {
     "topic": {"google_pubsub_topic", "google_pubsub_subscription", "google_pubsub_topic_iam_member"},
     "scheduler_job": {"google_cloud_scheduler_job"},
     "secret": {"google_secret_manager_secret", "google_secret_manager_secret_iam_member"},
+    "kms_key": {"google_kms_key_ring", "google_kms_crypto_key", "google_kms_crypto_key_iam_member"},
     "api_gateway": {"google_api_gateway_api", "google_api_gateway_api_config", "google_api_gateway_gateway"},
     "firestore": {
         "google_firestore_database",
@@ -359,16 +360,27 @@ def settings_fields() -> set[str]:
     return {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign)}
 
 
+def settings_env_names() -> set[str]:
+    """Env var names read by the app's Settings and by KmsSettings (secrets at rest)."""
+    from shared.platform.config import Settings
+    from shared.platform.secrets_at_rest import KmsSettings
+
+    names = set()
+    for cls in (Settings, KmsSettings):
+        prefix = cls.model_config.get("env_prefix", "")
+        names |= {(prefix + field).upper() for field in cls.model_fields}
+    return names
+
+
 def test_function_env_matches_the_app_settings():
     common_env = ROOT_MODULE["locals"]["common_env"]
     names = set(re.findall(r"\b(PAYLOOM_[A-Z_]+) =", text(common_env)))
     names |= set(re.findall(r"\b(PAYLOOM_[A-Z_]+) =", text(root_call("function")["env"])))
     assert {"PAYLOOM_ENV", "PAYLOOM_PROJECT_ID", "PAYLOOM_FUNCTIONS_BASE_URL",
-            "PAYLOOM_TASKS_INVOKER_EMAIL", "PAYLOOM_FUNCTION_NAME"} <= names
-    if (ROOT / "shared" / "platform" / "config.py").is_file():
-        fields = settings_fields()
-        unknown = {n for n in names if n.removeprefix("PAYLOOM_").lower() not in fields}
-        assert not unknown, f"Terraform sets env vars the app's Settings does not read: {unknown}"
+            "PAYLOOM_TASKS_INVOKER_EMAIL", "PAYLOOM_FUNCTION_NAME", "PAYLOOM_KMS_KEY_NAME"} <= names
+    assert {n.removeprefix("PAYLOOM_").lower() for n in names if not n.startswith("PAYLOOM_KMS_")} <= settings_fields()
+    unknown = names - settings_env_names()
+    assert not unknown, f"Terraform sets env vars the app's settings do not read: {unknown}"
 
 
 def test_callers_use_the_url_the_app_verifies_as_audience():
@@ -428,3 +440,13 @@ def test_no_machine_paths_in_deploy_files():
     files = [*TF.rglob("*.tf"), ROOT / "cloudbuild.yaml", ROOT / "infra" / "build.py", ROOT / "infra" / "checkov.sh"]
     for path in files:
         assert str(ROOT) not in path.read_text(), f"{path} contains this machine's repo path"
+
+
+def test_for_each_keys_are_known_at_plan():
+    """A service account's id (its `name`) is known only after apply, so a for_each over ids
+    fails on the first apply: key such sets by position or by manifest names."""
+    act_as = load_dir(MODULES / "service_account")["resource"][("google_service_account_iam_member", "act_as")]
+    assert act_as["for_each"] == "${{for i, id in var.act_as : tostring(i) => id}}"
+    assert act_as["service_account_id"] == "${each.value}"
+    assert root_call("function_sa")["act_as"] == (
+        '${contains(each.value.roles, "roles/cloudtasks.enqueuer") ? [module.invoker["jobs"].id] : []}')

@@ -245,7 +245,7 @@ def cloud_kms():
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     client = kms_v1.KeyManagementServiceClient(
         transport=KeyManagementServiceGrpcTransport(channel=channel))
-    yield fake, CloudKms(KEY, client=client, primary_cache_seconds=0, timeout=5)
+    yield fake, CloudKms(KEY, client=client, primary_cache_seconds=0, timeout=0.5)
     channel.close()
     server.stop(0)
 
@@ -343,13 +343,14 @@ def test_totp_seeds_are_sealed_and_legacy_plaintext_still_verifies(deps, kms):
     import pyotp
 
     from shared.identity import directory, mfa
+    from shared.platform.uow import run_unit  # identity services run in a unit of work
     deps.extras["platform.kms"] = kms
     db = deps.db
     directory.user_ref(db, "usr_totp").set({"id": "usr_totp", "email": "t@example.com"})
-    enrol = mfa.begin_totp(deps, "usr_totp")
+    enrol = run_unit(deps, lambda uow: mfa.begin_totp(uow, "usr_totp"))
     stored = db.collection("user_mfa").document("usr_totp").get().to_dict()
     assert sar.is_sealed(stored["pending_secret"]) and enrol["secret"] not in json.dumps(stored, default=str)
-    mfa.confirm_totp(deps, "usr_totp", pyotp.TOTP(enrol["secret"]).now())
+    run_unit(deps, lambda uow: mfa.confirm_totp(uow, "usr_totp", pyotp.TOTP(enrol["secret"]).now()))
     stored = db.collection("user_mfa").document("usr_totp").get().to_dict()
     assert sar.is_sealed(stored["totp_secret"]) and stored["pending_secret"] is None
     assert enrol["secret"] not in json.dumps(stored, default=str)
@@ -358,14 +359,14 @@ def test_totp_seeds_are_sealed_and_legacy_plaintext_still_verifies(deps, kms):
     db.collection("user_mfa").document("usr_copy").set({"user_id": "usr_copy",
                                                          "totp_secret": stored["totp_secret"]})
     with pytest.raises(SecretIntegrityError):
-        mfa.regenerate_backup_codes(deps, "usr_copy", "000000")
+        run_unit(deps, lambda uow: mfa.regenerate_backup_codes(uow, "usr_copy", "000000"))
 
     # a record written before sealing existed (plaintext) still verifies, and the job seals it
     legacy = pyotp.random_base32()
     directory.user_ref(db, "usr_old").set({"id": "usr_old"})
     db.collection("user_mfa").document("usr_old").set({"user_id": "usr_old", "totp_secret": legacy,
                                                         "backup_codes": []})
-    out = mfa.regenerate_backup_codes(deps, "usr_old", pyotp.TOTP(legacy).now())
+    out = run_unit(deps, lambda uow: mfa.regenerate_backup_codes(uow, "usr_old", pyotp.TOTP(legacy).now()))
     assert out["totp_enabled"] is True
     report = sar.rewrap_collection(db, sar.envelope(deps), "user_mfa")
     assert report.migrated == 1

@@ -59,5 +59,5 @@ def deliver_outbound(deps) -> list[str]:
 
     deps.tasks.ensure_queue(notify_settings(deps).queue)
     snaps = [s for s in deps.db.collection(COLLECTION).stream() if s.get("status") == "queued"]
-    snaps.sort(key=lambda s: s.get("created_at"))
+    snaps.sort(key=lambda s: s.create_time)  # commit order, even under a frozen clock
     return [delivery.attempt(deps, s.id, 1) for s in snaps]

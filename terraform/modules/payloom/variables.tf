@@ -68,6 +68,8 @@ variable "ttl_fields" {
     oauth_states      = "purge_at"
     siwe_nonces       = "purge_at"
     did_challenges    = "purge_at"
+    login_guards      = "expires_at"
+    password_reset_requests = "expires_at"
     stripe_events     = "expires_at"
   }
 }

@@ -19,8 +19,10 @@ resource "google_project_iam_member" "roles" {
 
 # iam.serviceAccountUser on one target account (never at project level): lets a function
 # create Cloud Tasks that carry the target account's OIDC token.
+# Keyed by position: the target ids (google_service_account.name) are only known after apply,
+# and for_each keys must be known at plan.
 resource "google_service_account_iam_member" "act_as" {
-  for_each = toset(var.act_as)
+  for_each = { for i, id in var.act_as : tostring(i) => id }
 
   service_account_id = each.value
   role               = "roles/iam.serviceAccountUser"
