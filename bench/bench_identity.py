@@ -34,7 +34,7 @@ def run(env: BenchEnv) -> list[dict]:
     rows: list[dict] = []
 
     # --- login over HTTP (the gateway runs with production argon2 parameters) ---------------
-    users = [f"bench_{run_id}_{i}" for i in range(max(2, n_login // 8 + 1))]
+    users = [f"bench_{run_id}_{i}" for i in range(max(3, (n_login + 10) // 8 + 1))]
     for name in users:
         r = http.post(f"{env.base_url}/v1/auth/register", timeout=30,
                       json={"email": f"{name}@example.com", "username": name, "password": PASSWORD},
@@ -51,7 +51,7 @@ def run(env: BenchEnv) -> list[dict]:
     prod = IdentitySettings()  # what the gateway runs with (production argon2 parameters)
     stats = measure(f"POST /v1/auth/login (HTTP, argon2id t={prod.argon2_time_cost} "
                     f"m={prod.argon2_memory_cost_kib}KiB p={prod.argon2_parallelism})", login,
-                    n=n_login, concurrency=2, warmup=2)
+                    n=n_login, concurrency=2, warmup=10)  # every gateway worker warm
     rows.append(stats.row())
 
     # --- argon2id alone, in-process, for reference -------------------------------------------

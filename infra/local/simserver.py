@@ -37,6 +37,8 @@ class LoopbackServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # The default listen backlog (5) resets connections when a test or a client library bursts.
+    request_queue_size = 128
 
     def __init__(self, port: int, handler: type[BaseHTTPRequestHandler]) -> None:
         super().__init__((HOST, port), handler)

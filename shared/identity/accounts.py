@@ -2,11 +2,17 @@
 
 Records:
 * ``users/{usr_…}`` in the directory shape (``shared.identity.directory``) plus ``mfa_enabled``;
-  username and email handles are claimed in the same transaction as the user.
+  username and email handles are claimed in the same commit as the user.
 * ``user_credentials/{usr_…}``: ``password_hash`` (argon2id), ``password_changed_at``. Kept out
   of the user document so nothing that reads profiles ever touches a hash.
 * ``email_tokens/{sha256}``: single-use, expiring tokens for email verification (``vfy_…``) and
-  password reset (``pwr_…``); only the SHA-256 is stored.
+  password reset (``pwr_…``); only the SHA-256 is stored. Their emails are queued through
+  notify in the same commit and leave after it (never inside the request).
+* ``login_guards/…`` and ``password_reset_requests/…``: the per-account and per-IP guessing
+  limits and the per-email reset limit, counted in the request's own commit.
+
+Every service here takes a unit of work (``shared.platform.uow``): the router's ``ctx.uow`` over
+HTTP, ``run_unit(deps, ...)`` elsewhere.
 
 Login never says whether the user exists: an unknown identifier, a user without a password
 (phone or social sign-up) and a wrong password give the same 401 body, and the unknown-user path
@@ -132,7 +138,7 @@ def login(uow, *, password: str, email: str | None = None, username: str | None 
         uow.keep_writes_on_error = True  # the failure must count
         if iref:
             uow.set(iref, login_guard.ip_after_failure(ip_doc, now))
-        if verdict.notify and user and user.get("email"):
+        if verdict.notify and user:
             _queue_lock_notice(uow, user, verdict.notify)
         raise invalid_login()
     if user.get("status", "active") != "active":
@@ -144,10 +150,16 @@ def login(uow, *, password: str, email: str | None = None, username: str | None 
 
 
 def _queue_lock_notice(uow, user: dict[str, Any], what: str) -> None:
-    """Tell the owner their password sign-in was locked (leaves through the outbox)."""
+    """Tell the owner their password sign-in was locked: by email, else by SMS to a verified
+    phone (both leave through notify after commit)."""
     settings = identity_settings(uow.deps)
-    queue_email(uow, lockout_message(settings, user["email"], hard=what == "hard_locked"),
-                user_id=user["id"])
+    message = lockout_message(settings, user.get("email") or "", hard=what == "hard_locked")
+    if user.get("email"):
+        queue_email(uow, message, user_id=user["id"])
+    elif user.get("phone") and user.get("phone_verified"):
+        from shared.notify import queue_sms
+        queue_sms(uow, to=user["phone"], text=message.text.split("\n\n")[0], kind="login_locked",
+                  user_id=user["id"])
 
 
 # --- email tokens ----------------------------------------------------------------------------
@@ -316,10 +328,9 @@ def _forget(deps, session_ids) -> None:
         forget_session(deps, sid)
 
 
-def set_password_for(deps, user_id: str, password: str) -> None:
+def set_password_for(uow, user_id: str, password: str) -> None:
     """Give an existing user (e.g. phone or social sign-up) a password; for other flows."""
-    passwords.check_policy(deps, password)
-    now = deps.clock.now()
-    credentials_ref(deps.db, user_id).set({"user_id": user_id,
-                                           "password_hash": passwords.hash_password(deps, password),
-                                           "password_changed_at": now}, merge=True)
+    passwords.check_policy(uow.deps, password)
+    uow.set(credentials_ref(uow.db, user_id),
+            {"user_id": user_id, "password_hash": passwords.hash_password(uow.deps, password),
+             "password_changed_at": uow.now}, merge=True)

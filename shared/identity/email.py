@@ -11,14 +11,10 @@ logs that a message was suppressed. Production without a URL fails on send (neve
 """
 from __future__ import annotations
 
-import logging
 import urllib.parse
 
 from shared.identity.config import IdentitySettings, identity_settings
 from shared.identity.ports import EmailDeliveryError, EmailMessage, EmailSender  # noqa: F401
-from shared.platform.logs import get_logger, log
-
-_log = get_logger(__name__)
 
 
 # The SendGrid-protocol client and the local fallbacks live in shared/adapters now (issue 7);
@@ -87,18 +83,9 @@ def lockout_message(settings: IdentitySettings, to: str, *, hard: bool) -> Email
 def queue_email(uow, message: EmailMessage, *, user_id: str | None = None) -> None:
     """Send ``message`` after ``uow`` commits, with retries (``shared.notify``'s queue).
 
-    Never inside the request: the message is written in the same commit as the state change
-    and a consumer delivers it. Until ``shared.notify`` is installed, this falls back to a
-    direct, logged-on-failure send.
+    Never inside the request: the message (sealed) is written in the same commit as the state
+    change, and notify's consumer delivers it (ADR 0005).
     """
-    try:
-        from shared.notify import queue_email as notify_queue_email
-    except ImportError:  # pragma: no cover - until shared.notify lands
-        try:
-            email_sender(uow.deps).send(message)
-        except Exception as exc:  # noqa: BLE001 — the user can ask again
-            log(_log, logging.WARNING, "email delivery failed", category=message.category,
-                user_id=user_id, error=type(exc).__name__)
-        return
+    from shared.notify import queue_email as notify_queue_email
     notify_queue_email(uow, to=message.to, subject=message.subject, text=message.text,
-                       html=message.html, category=message.category, user_id=user_id)
+                       html=message.html, kind=message.category, user_id=user_id)

@@ -14,7 +14,12 @@ Rules (ADR 0011):
 * per number: ``sends_per_hour`` (5) and ``sends_per_day`` (30) SMS;
 * per IP: ``ip_starts_per_hour`` (150) starts and ``ip_verifications_per_window`` (30) checks per
   ``ip_verification_window_seconds`` (300);
-* the comparison is constant time (``hmac.compare_digest``); codes are never logged.
+* the comparison is constant time (``hmac.compare_digest``); codes are never logged;
+* SMS pumping: only ``allowed_countries`` (default KH), and sends capped per number block and
+  per country (``check_destination``);
+* the SMS is queued through notify in the same commit as the code and leaves after it, so a
+  provider outage never fails or slows the request;
+* a used code answers exactly like a number that never had one (no "signed in recently" oracle).
 """
 from __future__ import annotations
 
@@ -30,10 +35,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.identity import directory
 from shared.identity.phone import PhoneNumber, mask, parse_phone
-from shared.identity.ports_sms import SmsError, sms_sender, sms_settings
+from shared.identity.ports_sms import sms_settings
 from shared.platform.clock import rfc3339
-from shared.platform.errors import (InvalidRequest, RateLimited,
-                                    ServiceUnavailable)
+from shared.platform.errors import InvalidRequest, RateLimited
 from shared.platform.logs import get_logger
 from shared.platform.ratelimit import Limit, enforce
 
@@ -43,8 +47,6 @@ SETTINGS_KEY = "identity.otp_settings"
 CODE_DIGITS = 6
 CODE_RE = re.compile(r"^\d{6}$")
 PURPOSES = ("signin",)
-# Provider errors that mean "this number cannot receive our SMS" (Twilio codes).
-_UNREACHABLE = {21211, 21214, 21408, 21610, 21612, 21614}
 
 
 class OtpSettings(BaseSettings):
@@ -143,23 +145,9 @@ def issue_code(uow, number: PhoneNumber, purpose: str, *, user_id: str | None = 
 
 
 def queue_sms(uow, number: PhoneNumber, body: str, *, user_id: str | None = None) -> None:
-    """The SMS leaves after commit through ``shared.notify`` (never inside the request).
-
-    Until ``shared.notify`` is installed this falls back to a direct send whose failure
-    aborts the unit (so the resend window is not spent)."""
-    try:
-        from shared.notify import queue_sms as notify_queue_sms
-    except ImportError:  # pragma: no cover - until shared.notify lands
-        try:
-            sms_sender(uow.deps).send(number.e164, body)
-        except SmsError as exc:
-            _log.warning("otp sms failed for %s: %s", mask(number.e164), exc)
-            if exc.provider_code in _UNREACHABLE:
-                raise InvalidRequest("This number cannot receive SMS.", code="phone_unreachable",
-                                     param="phone") from None
-            raise ServiceUnavailable("The SMS could not be sent; try again shortly.",
-                                     code="sms_unavailable", headers={"Retry-After": "5"}) from None
-        return
+    """The SMS leaves after commit through ``shared.notify`` (never inside the request); a
+    provider outage delays it, retried with back-off, and never fails the request."""
+    from shared.notify import queue_sms as notify_queue_sms
     notify_queue_sms(uow, to=number.e164, text=body, kind="otp", user_id=user_id)
 
 

@@ -109,6 +109,8 @@ def consume_nonce(deps, msg: SiweMessage, *, user_id: str | None, purpose: str,
                   cfg: SiweSettings) -> None:
     """Step 4: the nonce must be ours for this user and purpose; it is used up either way, in
     its own commit, before the signature check may call a chain."""
+    if len(msg.nonce) > 64:  # ours are 20 characters; a longer one cannot name a document
+        raise _reject("The nonce is not one we issued to you.", "siwe_nonce_invalid")
     ref = deps.db.collection(NONCES).document(msg.nonce)
     skew = dt.timedelta(seconds=cfg.clock_skew_seconds)
 

@@ -193,10 +193,3 @@ def balance(db, account_id: str) -> Balances:
                        code="account_not_found")
     return got[account_id][1]
 
-
-def account_resource(doc: dict[str, Any], bal: Balances) -> dict[str, Any]:
-    from shared.platform.clock import rfc3339
-    return {"id": doc["id"], "object": "ledger_account", "asset": doc["asset"],
-            "owner_type": doc["owner_type"], "owner_id": doc["owner_id"], "kind": doc["kind"],
-            "flags": doc.get("flags", {}), "closed": bool(doc.get("closed")),
-            "created": rfc3339(doc["created_at"]), **bal.summary()}

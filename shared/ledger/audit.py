@@ -35,6 +35,7 @@ from google.cloud.firestore_v1 import FieldFilter
 from shared.ledger import service
 from shared.ledger.model import (ACCOUNTS, ENTRIES, EXPIRE, PENDING, POST, SHARDS, SINGLE,
                                  TRANSFERS, VOID, Balances)
+from shared.ledger.resources import AUDIT_FAILED, LedgerAudit
 from shared.platform import logs
 from shared.platform.clock import rfc3339
 from shared.platform.deps import Deps
@@ -296,7 +297,7 @@ def check_increment(checkpoint: dict[str, Any], inc: dict[str, Any]) -> tuple[li
 
 
 # --- the run --------------------------------------------------------------------------------------
-def run_audit(deps: Deps, *, full: bool | None = None, expire_overdue: bool = True) -> dict[str, Any]:
+def run_audit(deps: Deps, *, full: bool | None = None, expire_overdue: bool = True) -> LedgerAudit:
     """One audit run: incremental from the checkpoint, or full when asked, when there is no
     checkpoint yet, or when the last full run is older than a week."""
     db, now = deps.db, deps.clock.now()
@@ -317,20 +318,20 @@ def run_audit(deps: Deps, *, full: bool | None = None, expire_overdue: bool = Tr
     else:
         violations, summary, new_ck = check_increment(checkpoint, read_increment(db, checkpoint, read_time))
     audit_id = new_id("aud")
-    report = {"id": audit_id, "object": "ledger_audit", "mode": "full" if full else "incremental",
-              "ok": not violations, "violation_count": len(violations),
-              "violations": violations[:MAX_REPORTED], "expired_overdue_holds": expired,
-              **summary, "created": rfc3339(now)}
+    report = LedgerAudit(id=audit_id, mode="full" if full else "incremental", ok=not violations,
+                         violation_count=len(violations), violations=violations[:MAX_REPORTED],
+                         expired_overdue_holds=expired, created=rfc3339(now), **summary)
 
     def record(uow):
-        uow.create(db.collection(AUDITS).document(audit_id), {**report, "created_at": now})
+        uow.create(db.collection(AUDITS).document(audit_id),
+                   {**report.model_dump(mode="json"), "created_at": now})
         if not violations:   # a failing run keeps the last good checkpoint: re-checked next time
             uow.set(ck_ref, {**new_ck, "updated_at": now, "audit_id": audit_id})
         else:
             logs.log(_log, logging.ERROR, "ledger audit failed", audit_id=audit_id,
                      violation_count=len(violations), first=violations[0])
-            uow.emit("ledger.audit_failed", tenant="platform", data={"object": {k: report[k] for k in (
-                "id", "object", "mode", "ok", "violation_count", "violations", "created")}})
+            uow.emit(AUDIT_FAILED.name, tenant="platform",
+                     data={"object": report.model_dump(mode="json")})
 
     run_unit(deps, record)
     return report

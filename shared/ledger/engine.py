@@ -172,8 +172,8 @@ def _write(uow: UnitOfWork, p: rules.Plan) -> None:
         uow.update(transfer_ref(db, tid), fields)
     for tid, doc in p.transfer_creates.items():
         uow.create(transfer_ref(db, tid), doc)
-        if doc["kind"] == PENDING and doc.get("expires_at"):
-            schedule_expiry(uow, tid, doc["expires_at"])
+        if doc["kind"] == PENDING and doc.get("hold_expires_at"):
+            schedule_expiry(uow, tid, doc["hold_expires_at"])
     for acc_id, doc in p.account_creates.items():
         uow.create(acc_mod.account_ref(db, acc_id), doc)
     for acc_id, delta in p.main_deltas.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from shared.ledger import audit, service
+from shared.ledger.resources import HoldExpiry, LedgerAudit
 from shared.platform.models import DocId, RequestModel
 from shared.platform.router import SERVICE, Context, Router
 
@@ -16,10 +17,11 @@ class ExpirePending(RequestModel):
 tasks = Router("ledger_tasks")
 
 
-@tasks.post("/expire-pending", body=ExpirePending, auth=SERVICE, idempotent=False)
+@tasks.post("/expire-pending", body=ExpirePending, response=HoldExpiry, auth=SERVICE,
+            idempotent=False)
 def expire_pending(ctx: Context):
     """Cloud Tasks target: expire a hold if it is still pending (idempotent)."""
-    return {"object": "ledger_task", **service.expire_pending(ctx.uow, ctx.body.pending_id)}
+    return service.expire_pending(ctx.uow, ctx.body.pending_id)
 
 
 class RunAudit(RequestModel):
@@ -30,7 +32,8 @@ class RunAudit(RequestModel):
 audit_api = Router("ledger_audit")
 
 
-@audit_api.post("/", body=RunAudit, auth=SERVICE, idempotent=False, atomic=False)
+@audit_api.post("/", body=RunAudit, response=LedgerAudit, auth=SERVICE, idempotent=False,
+                atomic=False)
 def run_audit(ctx: Context):
     """Cloud Scheduler target: verify the ledger's invariants; violations emit an event."""
     return audit.run_audit(ctx.deps, full=ctx.body.full)

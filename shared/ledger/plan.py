@@ -30,14 +30,16 @@ from typing import Any, Callable, Iterable, Mapping
 from shared.ledger import assets
 from shared.ledger.model import (BALANCE_FIELDS, EXPIRE, PENDING, POST, RESOLUTIONS, SINGLE, VOID,
                                  AccountTemplate, Balances, TransferResult, TransferSpec)
+from shared.ledger.resources import (TRANSFER_CREATED, TRANSFER_EXPIRED, TRANSFER_POSTED,
+                                     TRANSFER_VOIDED, LedgerTransfer)
 from shared.platform.clock import rfc3339
 from shared.platform.errors import Conflict, InvalidRequest, NotFound, Unprocessable
 from shared.platform.ids import derived_id, is_id
 
 MAX_LEGS = 32
 MAX_TIMEOUT_SECONDS = 30 * 86400
-EVENT_TYPES = {SINGLE: "transfer.created", PENDING: "transfer.created", POST: "transfer.posted",
-               VOID: "transfer.voided", EXPIRE: "transfer.expired"}
+EVENT_TYPES = {SINGLE: TRANSFER_CREATED.name, PENDING: TRANSFER_CREATED.name,
+               POST: TRANSFER_POSTED.name, VOID: TRANSFER_VOIDED.name, EXPIRE: TRANSFER_EXPIRED.name}
 STATUS_OF_KIND = {SINGLE: "posted", PENDING: "pending", POST: "posted", VOID: "voided",
                   EXPIRE: "expired"}
 DEBIT_FIELDS = ("debits_posted", "debits_pending")
@@ -292,7 +294,7 @@ def plan(specs: list[TransferSpec], *, transfers: Mapping[str, dict[str, Any] | 
                 raise Unprocessable(f"Pending transfer {pending_id} is already {status}.",
                                     code=f"pending_transfer_already_{status}",
                                     param=_leg(i, n, "pending_id"))
-            expires_at = p.get("expires_at")
+            expires_at = p.get("hold_expires_at")
             if kind == POST and expires_at is not None and now >= expires_at:
                 raise Unprocessable(f"Pending transfer {pending_id} has expired.",
                                     code="pending_transfer_expired", param=_leg(i, n, "pending_id"))
@@ -390,7 +392,7 @@ def plan(specs: list[TransferSpec], *, transfers: Mapping[str, dict[str, Any] | 
             "pending_id": pending_id, "pending_amount": pending_amount, "reverses": s.reverses,
             "reversed_amount": 0 if kind in (SINGLE, POST) else None,
             "timeout_seconds": s.timeout_seconds,
-            "expires_at": now + dt.timedelta(seconds=s.timeout_seconds)
+            "hold_expires_at": now + dt.timedelta(seconds=s.timeout_seconds)
             if kind == PENDING and s.timeout_seconds else None,
             "pending_status": "pending" if kind == PENDING else None,
             "linked_ids": linked, "description": s.description,
@@ -447,7 +449,7 @@ def plan(specs: list[TransferSpec], *, transfers: Mapping[str, dict[str, Any] | 
         # own domain event in the same unit, and the audit covers the ledger itself.
         for tenant in doc["owners"]:
             out.events.append((EVENT_TYPES[doc["kind"]], tenant,
-                               {"object": transfer_resource(doc, viewer=tenant)}))
+                               {"object": transfer_resource(doc, viewer=tenant).model_dump(mode="json")}))
     out.results = [TransferResult(s.id, "created", new_docs[s.id]) for s in specs]
     return out
 
@@ -490,7 +492,7 @@ def _summary(bal: Balances | None) -> dict[str, int] | None:
     return None if bal is None else bal.summary()
 
 
-def transfer_resource(doc: dict[str, Any], *, viewer: str | None = None) -> dict[str, Any]:
+def transfer_resource(doc: dict[str, Any], *, viewer: str | None = None) -> LedgerTransfer:
     """The public shape of a transfer. A user viewer sees only their own balance after."""
     after = doc.get("balances_after") or {}
     if viewer and viewer != "platform":
@@ -498,15 +500,13 @@ def transfer_resource(doc: dict[str, Any], *, viewer: str | None = None) -> dict
                               (doc["credit_account_id"], doc.get("credit_owner"))) if o == viewer]
         after = {a: after.get(a) for a in own}
     status = doc.get("pending_status") if doc["kind"] == PENDING else doc["status"]
-    return {
-        "id": doc["id"], "object": "transfer", "kind": doc["kind"], "code": doc.get("code"),
-        "status": status, "asset": doc["asset"], "amount": doc["amount"],
-        "amount_decimal": assets.format_decimal(doc["amount"], doc["asset"]),
-        "debit_account_id": doc["debit_account_id"], "credit_account_id": doc["credit_account_id"],
-        "pending_id": doc.get("pending_id"), "reverses": doc.get("reverses"),
-        "reversed_amount": doc.get("reversed_amount"),
-        "expires_at": rfc3339(doc["expires_at"]) if doc.get("expires_at") else None,
-        "linked_ids": doc.get("linked_ids", [doc["id"]]), "description": doc.get("description"),
-        "metadata": doc.get("metadata") or {}, "balances_after": after,
-        "created": rfc3339(doc["created_at"]),
-    }
+    return LedgerTransfer(
+        id=doc["id"], kind=doc["kind"], code=doc.get("code"), status=status, asset=doc["asset"],
+        amount=doc["amount"], amount_decimal=assets.format_decimal(doc["amount"], doc["asset"]),
+        debit_account_id=doc["debit_account_id"], credit_account_id=doc["credit_account_id"],
+        pending_id=doc.get("pending_id"), reverses=doc.get("reverses"),
+        reversed_amount=doc.get("reversed_amount"),
+        expires_at=rfc3339(doc["hold_expires_at"]) if doc.get("hold_expires_at") else None,
+        linked_ids=doc.get("linked_ids", [doc["id"]]), description=doc.get("description"),
+        metadata=doc.get("metadata") or {}, balances_after=after,
+        created=rfc3339(doc["created_at"]))

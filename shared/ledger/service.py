@@ -14,6 +14,7 @@ from google.cloud import firestore
 from shared.ledger import engine
 from shared.ledger.model import (PENDING, TRANSFERS, AccountTemplate, TransferResult,
                                  TransferSpec)
+from shared.ledger.resources import HoldExpiry
 from shared.platform.deps import Deps
 from shared.platform.errors import NotFound, PayloomError, Unprocessable
 from shared.platform.ids import derived_id, new_id
@@ -81,26 +82,26 @@ def transfer_status(doc: dict[str, Any]) -> str:
     return str(doc.get("pending_status") if doc.get("kind") == PENDING else doc.get("status"))
 
 
-def expire_pending(uow: UnitOfWork, pending_id: str) -> dict[str, Any]:
+def expire_pending(uow: UnitOfWork, pending_id: str) -> HoldExpiry:
     """Cloud Task logic: expire the hold if it is still pending and due.
 
     Delivery is at least once, early (clock skew) or late: reload, act only if still pending;
     if not due yet, schedule again (through the outbox) for the due time."""
     snap = uow.get(engine.transfer_ref(uow.db, pending_id))
     if not snap.exists:
-        return {"pending_id": pending_id, "result": "not_found"}
+        return HoldExpiry(pending_id=pending_id, result="not_found")
     doc = snap.to_dict()
     if doc.get("kind") != PENDING or doc.get("pending_status") != "pending":
-        return {"pending_id": pending_id, "result": "already_" + transfer_status(doc)}
-    if not doc.get("expires_at"):
-        return {"pending_id": pending_id, "result": "no_timeout"}
-    if uow.now < doc["expires_at"]:
-        engine.schedule_expiry(uow, pending_id, doc["expires_at"], attempt=uow.now.isoformat())
-        return {"pending_id": pending_id, "result": "rescheduled"}
+        return HoldExpiry(pending_id=pending_id, result="already_" + transfer_status(doc))
+    if not doc.get("hold_expires_at"):
+        return HoldExpiry(pending_id=pending_id, result="no_timeout")
+    if uow.now < doc["hold_expires_at"]:
+        engine.schedule_expiry(uow, pending_id, doc["hold_expires_at"], attempt=uow.now.isoformat())
+        return HoldExpiry(pending_id=pending_id, result="rescheduled")
     result = create_transfer(uow, TransferSpec(id=expiry_transfer_id(pending_id),
                                                expire_pending_id=pending_id, code="expiry"))
-    return {"pending_id": pending_id, "result": "expired" if result.status == "created" else "exists",
-            "transfer_id": result.id}
+    return HoldExpiry(pending_id=pending_id, transfer_id=result.id,
+                      result="expired" if result.status == "created" else "exists")
 
 
 def expire_overdue(deps: Deps, *, grace_seconds: int = 60, limit: int = 500) -> int:
@@ -109,7 +110,7 @@ def expire_overdue(deps: Deps, *, grace_seconds: int = 60, limit: int = 500) -> 
     cutoff = now - dt.timedelta(seconds=grace_seconds)
     q = (db.collection(TRANSFERS)
          .where(filter=firestore.FieldFilter("pending_status", "==", "pending"))
-         .where(filter=firestore.FieldFilter("expires_at", "<=", cutoff))
+         .where(filter=firestore.FieldFilter("hold_expires_at", "<=", cutoff))
          .limit(limit))
     done = 0
     for snap in q.stream():
@@ -117,7 +118,7 @@ def expire_overdue(deps: Deps, *, grace_seconds: int = 60, limit: int = 500) -> 
             out = run_unit(deps, lambda uow, pid=snap.id: expire_pending(uow, pid))
         except Unprocessable:      # resolved meanwhile
             continue
-        done += out.get("result") == "expired"
+        done += out.result == "expired"
     return done
 
 

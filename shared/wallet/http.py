@@ -10,8 +10,8 @@ from shared.platform.pagination import ListResponse
 from shared.wallet import service
 from shared.wallet.models import (BalanceList, CaptureHold, CreateHold, CreateRecord,
                                   CreateTopUp, CreateTransfer, StatementQuery, StripeWebhook,
-                                  TopUp, TransactionsQuery, WalletHold, WalletRecord,
-                                  WalletTransaction, WalletTransfer)
+                                  StripeWebhookReceipt, TopUp, TransactionsQuery, WalletHold,
+                                  WalletRecord, WalletTransaction, WalletTransfer)
 
 USER = ("user",)
 
@@ -32,7 +32,8 @@ def create_topup(ctx: Context):
     return service.create_topup(ctx.deps, ctx.principal, ctx.body, ctx.idempotency_key)
 
 
-@api.post("/webhooks/stripe", body=StripeWebhook, auth="public", idempotent=False)
+@api.post("/webhooks/stripe", body=StripeWebhook, response=StripeWebhookReceipt, auth="public",
+          idempotent=False)
 def stripe_webhook(ctx: Context):
     """Stripe's signed events (verified against the raw body, de-duplicated by event id)."""
     return service.handle_stripe_webhook(ctx.uow, ctx.request.get_data(cache=True),

@@ -1,10 +1,12 @@
 """Request and response bodies of the wallet API."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
+from shared.ledger.resources import TransferKind, TransferStatus
+from shared.platform.catalog import ObjectPayload, declare
 from shared.platform.models import RequestModel, ResourceModel
 from shared.platform.pagination import ListQuery
 
@@ -113,32 +115,50 @@ class BalanceList(BaseModel):
     url: str
 
 
+class WalletBalanceAfter(BaseModel):
+    """The caller's balance in the transfer's asset right after it (minor units)."""
+    available: int
+    posted: int
+    pending_in: int
+    pending_out: int
+
+
+class UserParty(BaseModel):
+    user_id: str
+
+
+class SystemParty(BaseModel):
+    """The other side is one of Payloom's own accounts (top-up clearing, fees)."""
+    account: Literal["system"] = "system"
+
+
 class WalletTransfer(ResourceModel):
     id: str
     object: Literal["wallet_transfer"] = "wallet_transfer"
     result: Literal["created", "exists"]
-    status: str
+    status: TransferStatus
     asset: str
     amount: int
     amount_decimal: str
     fee: int
-    to: dict[str, Any]
+    to: UserParty
     description: str | None = None
-    balance_after: dict[str, int] | None = None
+    balance_after: WalletBalanceAfter | None = None
     created: str
 
 
 class WalletHold(ResourceModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
     id: str
     object: Literal["wallet_hold"] = "wallet_hold"
     result: Literal["created", "exists"] | None = None
-    status: Literal["pending", "posted", "voided", "expired"]
+    status: TransferStatus
     asset: str
     amount: int
     amount_decimal: str
     captured_amount: int | None = None
-    from_: dict[str, Any] = Field(alias="from")
-    to: dict[str, Any]
+    from_: UserParty = Field(alias="from")
+    to: UserParty
     description: str | None = None
     resolved_by: str | None = None
     expires_at: str | None = None
@@ -161,23 +181,40 @@ class TopUp(ResourceModel):
     created: str
 
 
+class StripeWebhookReceipt(BaseModel):
+    """Our answer to the provider: any 2xx stops its retries."""
+    received: bool = True
+    handled: bool
+    result: str | None = Field(None, description="ok, duplicate, unknown_topup, amount_mismatch, "
+                                                 "ignored or already_<status>.")
+
+
+class EntryRecord(BaseModel):
+    """A backend record linked to an entry (see ``WalletRecord``), as history shows it."""
+    id: str
+    kind: str
+    tx_hash: str | None = None
+    chain_id: int | None = None
+    description: str | None = None
+
+
 class WalletTransaction(ResourceModel):
     id: str
     object: Literal["wallet_transaction"] = "wallet_transaction"
     transfer_id: str
     type: str
-    kind: str
-    status: str
+    kind: TransferKind
+    status: TransferStatus
     direction: Literal["in", "out"]
     asset: str
     amount: int
     amount_decimal: str
-    balance_after: dict[str, int] | None = None
-    counterparty: dict[str, Any]
+    balance_after: WalletBalanceAfter | None = None
+    counterparty: UserParty | SystemParty
     description: str | None = None
     pending_id: str | None = None
     reverses: str | None = None
-    records: list[dict[str, Any]] = []
+    records: list[EntryRecord] = []
     created: str
 
 
@@ -186,7 +223,7 @@ class WalletRecord(ResourceModel):
     object: Literal["wallet_record"] = "wallet_record"
     user_id: str
     transfer_id: str
-    kind: str
+    kind: Literal["onchain", "note", "external"]
     description: str | None = None
     tx_hash: str | None = None
     chain_id: int | None = None
@@ -195,3 +232,13 @@ class WalletRecord(ResourceModel):
     amount: int | None = None
     metadata: dict[str, str] = {}
     created: str
+
+
+TOPUP_SUCCEEDED = declare("topup.succeeded", ObjectPayload[TopUp],
+                          description="A card top-up succeeded and the wallet was credited (once).")
+TOPUP_FAILED = declare("topup.failed", ObjectPayload[TopUp],
+                       description="A card top-up failed; nothing was credited.")
+TOPUP_CANCELED = declare("topup.canceled", ObjectPayload[TopUp],
+                         description="A card top-up was canceled; nothing was credited.")
+# The state a provider webhook moved a top-up to -> the event that says so.
+TOPUP_EVENTS = {"succeeded": TOPUP_SUCCEEDED, "failed": TOPUP_FAILED, "canceled": TOPUP_CANCELED}

@@ -16,7 +16,7 @@ from google.cloud.firestore_v1 import FieldFilter
 from shared.identity import directory
 from shared.ledger import accounts, assets, engine, history
 from shared.ledger.model import ENTRIES, PENDING, Balances, TransferSpec
-from shared.ledger.service import get_transfer, transfer_status
+from shared.ledger.service import transfer_status
 from shared.platform import logs
 from shared.platform.auth import Principal
 from shared.platform.clock import UTC, rfc3339
@@ -25,10 +25,14 @@ from shared.platform.errors import (Conflict, InvalidRequest, NotFound, PayloomE
                                     PermissionDenied, Unprocessable)
 from shared.platform.ids import derived_id, new_id
 from shared.platform.models import is_doc_id
+from shared.platform.pagination import ListResponse
 from shared.platform.uow import UnitOfWork, run_unit
 from shared.wallet import config, limits, topups
-from shared.wallet.models import (CaptureHold, CreateHold, CreateRecord, CreateTopUp,
-                                  CreateTransfer, StatementQuery, TransactionsQuery)
+from shared.wallet.models import (TOPUP_EVENTS, BalanceList, BalanceResource, CaptureHold,
+                                  CreateHold, CreateRecord, CreateTopUp, CreateTransfer,
+                                  EntryRecord, StatementQuery, StripeWebhookReceipt, SystemParty,
+                                  TopUp, TransactionsQuery, UserParty, WalletBalanceAfter,
+                                  WalletHold, WalletRecord, WalletTransaction, WalletTransfer)
 from shared.wallet.ports import ProviderDeclined
 
 TOPUPS = "wallet_topups"
@@ -50,27 +54,27 @@ def _amount(body) -> tuple[assets.Asset, int]:
     return asset, assets.parse_decimal(body.amount_decimal, asset, param="amount_decimal")
 
 
-def _public_balance(bal: Balances | dict[str, int] | None) -> dict[str, int] | None:
+def _public_balance(bal: Balances | dict[str, int] | None) -> WalletBalanceAfter | None:
     if bal is None:
         return None
     after = bal.summary() if isinstance(bal, Balances) else bal
-    return {k: after[k] for k in ("available", "posted", "pending_in", "pending_out") if k in after}
+    return WalletBalanceAfter(**{k: after[k] for k in WalletBalanceAfter.model_fields})
 
 
 # --- balances -----------------------------------------------------------------------------
-def balances(deps: Deps, principal: Principal) -> dict[str, Any]:
+def balances(deps: Deps, principal: Principal) -> BalanceList:
     uid = _user(principal)
     ids = {code: accounts.user_wallet_id(uid, code) for code in assets.ASSETS}
     got = accounts.read_balances(deps.db, list(ids.values()))
     data = []
     for code, acc_id in ids.items():
         bal = got.get(acc_id, (None, Balances()))[1]
-        data.append({"object": "balance", "asset": code, "scale": assets.ASSETS[code].scale,
-                     "available": bal.available, "posted": bal.posted,
-                     "pending_in": bal.pending_in, "pending_out": bal.pending_out,
-                     "available_decimal": assets.format_decimal(bal.available, code),
-                     "posted_decimal": assets.format_decimal(bal.posted, code)})
-    return {"object": "list", "data": data, "has_more": False, "url": "/v1/wallet/balances"}
+        data.append(BalanceResource(
+            asset=code, scale=assets.ASSETS[code].scale, available=bal.available,
+            posted=bal.posted, pending_in=bal.pending_in, pending_out=bal.pending_out,
+            available_decimal=assets.format_decimal(bal.available, code),
+            posted_decimal=assets.format_decimal(bal.posted, code)))
+    return BalanceList(data=data, url="/v1/wallet/balances")
 
 
 # --- P2P and holds ------------------------------------------------------------------------------
@@ -149,30 +153,32 @@ def _send(uow: UnitOfWork, principal: Principal, body, idempotency_key: str | No
 
 
 def send_p2p(uow: UnitOfWork, principal: Principal, body: CreateTransfer,
-             idempotency_key: str | None) -> dict[str, Any]:
+             idempotency_key: str | None) -> WalletTransfer:
     outcome, t, fee = _send(uow, principal, body, idempotency_key, pending=False, kind="p2p")
     sender = t["debit_account_id"]
     after = outcome.balances.get(sender) if outcome.created else \
         (outcome.results[-1].transfer.get("balances_after") or {}).get(sender)
-    return {"id": t["id"], "object": "wallet_transfer", "result": outcome.results[0].status,
-            "status": t["status"], "asset": t["asset"], "amount": t["amount"],
-            "amount_decimal": assets.format_decimal(t["amount"], t["asset"]), "fee": fee,
-            "to": {"user_id": t.get("credit_owner")}, "description": t.get("description"),
-            "balance_after": _public_balance(after), "created": rfc3339(t["created_at"])}
+    return WalletTransfer(
+        id=t["id"], result=outcome.results[0].status, status=t["status"], asset=t["asset"],
+        amount=t["amount"], amount_decimal=assets.format_decimal(t["amount"], t["asset"]), fee=fee,
+        to=UserParty(user_id=t["credit_owner"]), description=t.get("description"),
+        balance_after=_public_balance(after), created=rfc3339(t["created_at"]))
 
 
-def hold_resource(t: dict[str, Any], *, result: str | None = None) -> dict[str, Any]:
-    return {"id": t["id"], "object": "wallet_hold", "result": result,
-            "status": transfer_status(t), "asset": t["asset"], "amount": t["amount"],
-            "amount_decimal": assets.format_decimal(t["amount"], t["asset"]),
-            "from": {"user_id": t.get("debit_owner")}, "to": {"user_id": t.get("credit_owner")},
-            "description": t.get("description"), "resolved_by": t.get("resolved_by"),
-            "expires_at": rfc3339(t["expires_at"]) if t.get("expires_at") else None,
-            "created": rfc3339(t["created_at"])}
+def hold_resource(t: dict[str, Any], *, result: str | None = None,
+                  captured_amount: int | None = None) -> WalletHold:
+    return WalletHold(
+        id=t["id"], result=result, status=transfer_status(t), asset=t["asset"], amount=t["amount"],
+        amount_decimal=assets.format_decimal(t["amount"], t["asset"]),
+        captured_amount=captured_amount, from_=UserParty(user_id=t["debit_owner"]),
+        to=UserParty(user_id=t["credit_owner"]), description=t.get("description"),
+        resolved_by=t.get("resolved_by"),
+        expires_at=rfc3339(t["hold_expires_at"]) if t.get("hold_expires_at") else None,
+        created=rfc3339(t["created_at"]))
 
 
 def create_hold(uow: UnitOfWork, principal: Principal, body: CreateHold,
-                idempotency_key: str | None) -> dict[str, Any]:
+                idempotency_key: str | None) -> WalletHold:
     """Authorise a payment: a pending transfer from the caller's wallet to the recipient's,
     released automatically after ``timeout_seconds`` unless captured or canceled."""
     outcome, t, _ = _send(uow, principal, body, idempotency_key, pending=True, kind="hold")
@@ -187,12 +193,12 @@ def _own_hold(uow: UnitOfWork, principal: Principal, hold_id: str) -> dict[str, 
     return doc
 
 
-def get_hold(uow: UnitOfWork, principal: Principal, hold_id: str) -> dict[str, Any]:
+def get_hold(uow: UnitOfWork, principal: Principal, hold_id: str) -> WalletHold:
     return hold_resource(_own_hold(uow, principal, hold_id))
 
 
 def capture_hold(uow: UnitOfWork, principal: Principal, hold_id: str, body: CaptureHold,
-                 idempotency_key: str | None) -> dict[str, Any]:
+                 idempotency_key: str | None) -> WalletHold:
     """Stripe-like capture by the payee: all of it or less (the rest is released)."""
     doc = _own_hold(uow, principal, hold_id)
     if doc.get("credit_owner") != principal.id:
@@ -203,14 +209,14 @@ def capture_hold(uow: UnitOfWork, principal: Principal, hold_id: str, body: Capt
 
 
 def cancel_hold(uow: UnitOfWork, principal: Principal, hold_id: str,
-                idempotency_key: str | None) -> dict[str, Any]:
+                idempotency_key: str | None) -> WalletHold:
     """Either party releases the whole hold."""
     doc = _own_hold(uow, principal, hold_id)
     return _resolve(uow, doc, TransferSpec(id=derived_id("txf", "cancel", hold_id),
                                            void_pending_id=hold_id, code="cancel"))
 
 
-def _resolve(uow: UnitOfWork, doc: dict[str, Any], spec: TransferSpec) -> dict[str, Any]:
+def _resolve(uow: UnitOfWork, doc: dict[str, Any], spec: TransferSpec) -> WalletHold:
     if doc.get("pending_status") != "pending" and doc.get("resolved_by") != spec.id:
         raise Unprocessable(f"The hold is already {doc.get('pending_status')}.",
                             code=f"hold_already_{doc.get('pending_status')}", param="id")
@@ -220,9 +226,8 @@ def _resolve(uow: UnitOfWork, doc: dict[str, Any], spec: TransferSpec) -> dict[s
     res = outcome.results[0].transfer
     doc = {**doc, "pending_status": "posted" if spec.post_pending_id else "voided",
            "resolved_by": res["id"]}
-    out = hold_resource(doc, result=outcome.results[0].status)
-    out["captured_amount"] = res["amount"] if spec.post_pending_id else 0
-    return out
+    return hold_resource(doc, result=outcome.results[0].status,
+                         captured_amount=res["amount"] if spec.post_pending_id else 0)
 
 
 # --- top-ups ----------------------------------------------------------------------------------
@@ -234,17 +239,17 @@ def to_provider_amount(asset: assets.Asset, units: int) -> int:
     return units * 10 ** (exp - asset.scale)
 
 
-def topup_resource(doc: dict[str, Any]) -> dict[str, Any]:
-    return {"id": doc["id"], "object": "topup", "status": doc["status"], "asset": doc["asset"],
-            "amount": doc["amount"], "amount_decimal": assets.format_decimal(doc["amount"], doc["asset"]),
-            "provider": doc["provider"], "provider_payment_id": doc.get("provider_payment_id"),
-            "client_secret": doc.get("client_secret"), "transfer_id": doc.get("transfer_id"),
-            "failure_code": doc.get("failure_code"), "failure_message": doc.get("failure_message"),
-            "created": rfc3339(doc["created_at"])}
+def topup_resource(doc: dict[str, Any]) -> TopUp:
+    return TopUp(id=doc["id"], status=doc["status"], asset=doc["asset"], amount=doc["amount"],
+                 amount_decimal=assets.format_decimal(doc["amount"], doc["asset"]),
+                 provider=doc["provider"], provider_payment_id=doc.get("provider_payment_id"),
+                 client_secret=doc.get("client_secret"), transfer_id=doc.get("transfer_id"),
+                 failure_code=doc.get("failure_code"), failure_message=doc.get("failure_message"),
+                 created=rfc3339(doc["created_at"]))
 
 
 def create_topup(deps: Deps, principal: Principal, body: CreateTopUp,
-                 idempotency_key: str | None) -> dict[str, Any]:
+                 idempotency_key: str | None) -> TopUp:
     """Record the top-up (unit 1), ask the provider for a PaymentIntent (idempotent on the
     top-up id), record its answer (unit 2). The top-up exists before the provider can send a
     webhook about it. The wallet is credited only by the signed webhook."""
@@ -308,7 +313,8 @@ def create_topup(deps: Deps, principal: Principal, body: CreateTopUp,
     return topup_resource(doc)
 
 
-def handle_stripe_webhook(uow: UnitOfWork, payload: bytes, signature: str | None) -> dict[str, Any]:
+def handle_stripe_webhook(uow: UnitOfWork, payload: bytes,
+                          signature: str | None) -> StripeWebhookReceipt:
     """``payment_intent.succeeded`` credits the wallet once; duplicates are dropped by the event
     id marker (written in the same commit) and, independently, by the ledger transfer id."""
     db, now = uow.db, uow.now
@@ -329,19 +335,19 @@ def handle_stripe_webhook(uow: UnitOfWork, payload: bytes, signature: str | None
     if target is None or not isinstance(topup_id, str) or not is_doc_id(topup_id):
         if not uow.get(marker).exists:
             mark("ignored")
-        return {"received": True, "handled": False}
+        return StripeWebhookReceipt(handled=False)
     ref = db.collection(TOPUPS).document(topup_id)
     got = uow.get_all([marker, ref])
     if got[marker.path].exists:
-        return {"received": True, "handled": True, "result": "duplicate"}
+        return StripeWebhookReceipt(handled=True, result="duplicate")
     if not got[ref.path].exists:
         mark("unknown_topup")
-        return {"received": True, "handled": True, "result": "unknown_topup"}
+        return StripeWebhookReceipt(handled=True, result="unknown_topup")
     topup = got[ref.path].to_dict()
     if not topups.can_move(topup["status"], target):
         mark(f"ignored_in_{topup['status']}")
-        return {"received": True, "handled": True, "result": f"already_{topup['status']}"
-                if topup["status"] == target else "ignored"}
+        return StripeWebhookReceipt(handled=True, result=f"already_{topup['status']}"
+                                    if topup["status"] == target else "ignored")
     if target == topups.SUCCEEDED:
         asset = assets.get_asset(topup["asset"])
         if int(obj.get("amount", -1)) != topup["provider_amount"] or \
@@ -349,7 +355,7 @@ def handle_stripe_webhook(uow: UnitOfWork, payload: bytes, signature: str | None
             mark("amount_mismatch")
             uow.update(ref, {"status": topups.FAILED, "failure_code": "amount_mismatch",
                              "updated_at": now})
-            return {"received": True, "handled": True, "result": "amount_mismatch"}
+            return StripeWebhookReceipt(handled=True, result="amount_mismatch")
         wallet = accounts.wallet_template(topup["user_id"], asset.code)
         clearing = accounts.system_template("topup_clearing", asset.code)
         spec = TransferSpec(id=derived_id("txf", "topup", topup_id), debit_account_id=clearing.id,
@@ -369,9 +375,9 @@ def handle_stripe_webhook(uow: UnitOfWork, payload: bytes, signature: str | None
     mark("ok")
     uow.update(ref, update)
     topup.update(update)
-    uow.emit(f"topup.{update['status']}", tenant=topup["user_id"],
-             data={"object": topup_resource(topup)})
-    return {"received": True, "handled": True, "result": "ok"}
+    uow.emit(TOPUP_EVENTS[update["status"]].name, tenant=topup["user_id"],
+             data={"object": topup_resource(topup).model_dump(mode="json")})
+    return StripeWebhookReceipt(handled=True, result="ok")
 
 
 # --- history ----------------------------------------------------------------------------------
@@ -393,17 +399,19 @@ def _parse_time(value: str | None, param: str, *, end_of_day: bool = False) -> d
                              code="parameter_invalid", param=param) from None
 
 
-def entry_resource(doc: dict[str, Any], after: Balances | None = None) -> dict[str, Any]:
+def entry_resource(doc: dict[str, Any], after: Balances | None = None) -> WalletTransaction:
     cp = doc.get("counterparty_owner_id")
-    return {"id": doc["id"], "object": "wallet_transaction", "transfer_id": doc["transfer_id"],
-            "type": doc.get("code") or doc["kind"], "kind": doc["kind"], "status": doc["status"],
-            "direction": "in" if doc["direction"] == "credit" else "out", "asset": doc["asset"],
-            "amount": doc["amount"], "amount_decimal": assets.format_decimal(doc["amount"], doc["asset"]),
-            "balance_after": _public_balance(after),
-            "counterparty": {"user_id": cp} if cp else {"account": "system"},
-            "description": doc.get("description"), "pending_id": doc.get("pending_id"),
-            "reverses": doc.get("reverses"), "records": doc.get("records") or [],
-            "created": rfc3339(doc.get("committed_at") or doc["created_at"])}
+    return WalletTransaction(
+        id=doc["id"], transfer_id=doc["transfer_id"], type=doc.get("code") or doc["kind"],
+        kind=doc["kind"], status=doc["status"],
+        direction="in" if doc["direction"] == "credit" else "out", asset=doc["asset"],
+        amount=doc["amount"], amount_decimal=assets.format_decimal(doc["amount"], doc["asset"]),
+        balance_after=_public_balance(after),
+        counterparty=UserParty(user_id=cp) if cp else SystemParty(),
+        description=doc.get("description"), pending_id=doc.get("pending_id"),
+        reverses=doc.get("reverses"),
+        records=[EntryRecord.model_validate(r) for r in doc.get("records") or []],
+        created=rfc3339(doc.get("committed_at") or doc["created_at"]))
 
 
 def _user_entries(db, uid: str, asset: str | None):
@@ -414,7 +422,8 @@ def _user_entries(db, uid: str, asset: str | None):
     return q
 
 
-def list_transactions(deps: Deps, principal: Principal, query: TransactionsQuery) -> dict[str, Any]:
+def list_transactions(deps: Deps, principal: Principal,
+                      query: TransactionsQuery) -> ListResponse[WalletTransaction]:
     """Newest first in ledger order (commit time), each entry with the exact balance after it."""
     db, uid = deps.db, _user(principal)
     q = _user_entries(db, uid, query.asset)
@@ -436,8 +445,9 @@ def list_transactions(deps: Deps, principal: Principal, query: TransactionsQuery
         q = q.start_after(cursor)
     docs = [d.to_dict() for d in q.limit(query.limit + 1).stream()]
     page = docs[:query.limit]
-    return {"object": "list", "data": [entry_resource(e, bal) for e, bal in history.with_balances(db, page)],
-            "has_more": len(docs) > query.limit, "url": "/v1/wallet/transactions"}
+    return ListResponse[WalletTransaction](
+        data=[entry_resource(e, bal) for e, bal in history.with_balances(db, page)],
+        has_more=len(docs) > query.limit, url="/v1/wallet/transactions")
 
 
 STATEMENT_MAX_ROWS = 10_000
@@ -472,26 +482,29 @@ def statement_csv(deps: Deps, principal: Principal, query: StatementQuery) -> tu
     w.writerow(STATEMENT_COLUMNS)
     for d, bal in history.with_balances(db, rows):
         r = entry_resource(d, bal)
-        refs = ";".join(x.get("tx_hash") or x.get("id") for x in r["records"])
-        cp = r["counterparty"].get("user_id") or "system"
-        sign = "" if r["direction"] == "in" else "-"
-        w.writerow([r["created"], r["id"], r["transfer_id"], r["type"], r["status"], r["direction"],
+        refs = ";".join(x.tx_hash or x.id for x in r.records)
+        cp = getattr(r.counterparty, "user_id", "system")
+        sign = "" if r.direction == "in" else "-"
+        w.writerow([r.created, r.id, r.transfer_id, r.type, r.status, r.direction,
                     sign + assets.format_decimal(d["amount"], asset), asset.code,
                     fmt(bal.posted), fmt(bal.available), cp,
-                    _csv_safe(r["description"]), _csv_safe(refs)])
+                    _csv_safe(r.description), _csv_safe(refs)])
     span = f"{(query.from_ or 'start')}_{(query.to or 'now')}".replace(":", "")
     return f"statement_{asset.code}_{span}.csv", out.getvalue()
 
 
 # --- records from the app's backend -----------------------------------------------------------
-def record_resource(doc: dict[str, Any]) -> dict[str, Any]:
-    return {k: doc.get(k) for k in ("id", "user_id", "transfer_id", "kind", "description",
-                                     "tx_hash", "chain_id", "asset", "raw_amount", "amount")} | {
-        "object": "wallet_record", "metadata": doc.get("metadata") or {},
-        "created": rfc3339(doc["created_at"])}
+def record_resource(doc: dict[str, Any]) -> WalletRecord:
+    return WalletRecord(
+        id=doc["id"], user_id=doc["user_id"], transfer_id=doc["transfer_id"], kind=doc["kind"],
+        description=doc.get("description"), tx_hash=doc.get("tx_hash"),
+        chain_id=doc.get("chain_id"), asset=doc["asset"], raw_amount=doc.get("raw_amount"),
+        amount=doc.get("amount"), metadata=doc.get("metadata") or {},
+        created=rfc3339(doc["created_at"]))
 
 
-def create_record(uow: UnitOfWork, body: CreateRecord, idempotency_key: str | None) -> dict[str, Any]:
+def create_record(uow: UnitOfWork, body: CreateRecord,
+                  idempotency_key: str | None) -> WalletRecord:
     """Attach the backend's own record (on-chain hash, description) to a user's ledger entry."""
     db, now = uow.db, uow.now
     if not is_doc_id(body.transfer_id):

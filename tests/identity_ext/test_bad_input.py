@@ -14,8 +14,10 @@ JUNK_BODIES = [
     {"unknown": True},
 ]
 AUTH_POSTS = ["/v1/auth/phone/start", "/v1/auth/phone/verify", "/v1/auth/siwe/verify",
-              "/v1/auth/oauth/google/callback", "/v1/auth/oauth/nope/callback"]
-ME_POSTS = ["/v1/me/wallets", "/v1/me/dids", "/v1/me/dids/challenge"]
+              "/v1/auth/oauth/google/callback", "/v1/auth/oauth/nope/callback",
+              "/v1/auth/mfa/verify", "/v1/auth/mfa/sms"]
+ME_POSTS = ["/v1/me/wallets", "/v1/me/dids", "/v1/me/dids/challenge", "/v1/me/phone",
+            "/v1/me/phone/verify", "/v1/me/mfa/sms/confirm"]
 GETS = ["/v1/auth/oauth/google/callback?state=" + "s" * 300, "/v1/auth/oauth/github/callback?code=x",
         "/v1/auth/oauth/nope/authorize", "/v1/auth/oauth/google/authorize?link=maybe",
         "/v1/auth/dids/did:key:z0OIl", "/v1/auth/dids/did:pkh:eip155:99999999999999999999999999999999999:0x1",
@@ -51,3 +53,44 @@ def test_me_routes(deps, me):
 def test_gets(auth, path):
     r = auth.get(path, headers={"X-Forwarded-For": fresh_ip()})
     assert 400 <= r.status_code < 500, (path, r.get_data(as_text=True))
+
+
+# Values that end up naming Firestore documents, from bodies (issue 7, defect 2).
+DOC_ID_JUNK = ["__main__", "a/b", "..", ".", "x" * 2000, "mfc_" + "a" * 32 + "/b", "__x__"]
+
+
+def test_ids_from_bodies_never_reach_firestore_unchecked(deps, auth, me):
+    _, token = create_user_with_token(deps)
+    headers = auth_headers(token)
+    for bad in DOC_ID_JUNK:
+        for path, body, client, h in (
+                ("/v1/auth/mfa/verify", {"challenge_id": bad, "code": "123456"}, auth, {}),
+                ("/v1/auth/mfa/sms", {"challenge_id": bad}, auth, {}),
+                ("/v1/me/dids", {"did": "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK",
+                                 "challenge_id": bad, "signature": "AAAA"}, me, headers)):
+            r = client.post(path, json=body, headers={"X-Forwarded-For": fresh_ip(), **h})
+            assert r.status_code == 400, (path, bad, r.get_data(as_text=True))
+            assert r.get_json()["error"]["param"] == "challenge_id"
+
+
+def test_a_slash_in_an_email_or_a_huge_siwe_nonce_is_not_a_500(deps, auth):
+    from tests.identity_ext.test_wallets import message_for
+    # '/' is legal in an email's local part; the handle id must not become a path
+    r = auth.post("/v1/auth/register", json={"email": "a/b@example.com", "username": "slashy",
+                                             "password": "correct horse battery"},
+                  headers={"X-Forwarded-For": fresh_ip()})
+    assert r.status_code == 201, r.get_json()
+    r = auth.post("/v1/auth/login", json={"email": "a/b@example.com",
+                                          "password": "correct horse battery"},
+                  headers={"X-Forwarded-For": fresh_ip()})
+    assert r.status_code == 200, r.get_json()
+    again = auth.post("/v1/auth/register", json={"email": "A/B@example.com", "username": "slashy2",
+                                                 "password": "correct horse battery"},
+                      headers={"X-Forwarded-For": fresh_ip()})
+    assert again.status_code in (201, 409)  # local parts are case-sensitive; never a 500
+    from eth_utils import to_checksum_address
+    text = message_for(to_checksum_address("0x" + "ab" * 20), "n" * 3000, deps.clock.now())
+    r = auth.post("/v1/auth/siwe/verify", json={"message": text, "signature": "0x" + "00" * 65},
+                  headers={"X-Forwarded-For": fresh_ip()})
+    assert r.status_code == 400 and r.get_json()["error"]["code"] == "siwe_nonce_invalid", \
+        r.get_data(as_text=True)

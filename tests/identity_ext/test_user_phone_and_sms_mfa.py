@@ -94,3 +94,24 @@ def test_sms_second_factor_enrol_challenge_and_verify(deps, auth, me, sms_code, 
                                                         "code": code, "method": "sms"}),
                  401, "mfa_challenge_invalid")
     assert_error(auth.post("/v1/auth/mfa/sms", json={"challenge_id": "__main__"}), 400)
+
+
+def test_a_lock_on_an_account_without_email_is_told_by_sms(deps, auth, phone_user, sms_server):
+    from shared.identity import accounts, profile
+    from shared.identity.config import identity_settings
+    from shared.platform.uow import run_unit
+    deps.extras["identity.settings"] = identity_settings(deps).model_copy(
+        update={"lockout_after": 2, "login_attempts_per_minute": 100})
+    user_id, _, phone, _ = phone_user()
+    name = f"ph_{phone[-6:]}"
+    run_unit(deps, lambda uow: profile.update_profile(uow, user_id, username=name))
+    run_unit(deps, lambda uow: accounts.set_password_for(uow, user_id, "phone owner pass 1"))
+    for _ in range(2):
+        r = auth.post("/v1/auth/login", json={"username": name, "password": "wrong password 1"},
+                      headers={"X-Forwarded-For": fresh_ip()})
+        assert_error(r, 401, "invalid_credentials")
+    texts = [m["body"] for m in sms_server.inbox(phone)]
+    assert any("Password sign-in" in t for t in texts), texts
+    assert_error(auth.post("/v1/auth/login", json={"username": name,
+                                                   "password": "phone owner pass 1"},
+                           headers={"X-Forwarded-For": fresh_ip()}), 429, "login_locked")

@@ -95,7 +95,7 @@ def test_hold_expires_through_a_real_cloud_task_and_releases_funds(deps, inproce
     assert expiry["kind"] == "expire_pending" and expiry["pending_id"] == hold
     assert len(_events(deps, "transfer.expired")) == 2       # one per user involved
     # A late duplicate delivery of the task changes nothing.
-    assert unit(deps, service.expire_pending, hold)["result"] == "already_expired"
+    assert unit(deps, service.expire_pending, hold).result == "already_expired"
 
 
 def test_expiry_task_endpoint_is_idempotent_and_private(deps, function_client, service_headers):

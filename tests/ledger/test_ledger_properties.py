@@ -124,7 +124,7 @@ def test_random_histories_keep_the_invariants(deps, steps):
                 clock.advance(61)
                 res = unit(d, service.expire_pending, h["id"])
                 ok = h["status"] == "pending"
-                assert (res["result"] == "expired") == ok, (step, res)
+                assert (res.result == "expired") == ok, (step, res)
                 if ok:
                     h["status"] = "expired"
                     model.move(h["d"], h["c"], dpe=-h["amount"])

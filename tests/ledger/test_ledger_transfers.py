@@ -170,13 +170,13 @@ def test_expiry_requires_due_time_and_post_after_expiry_is_refused(deps):
     service.transfer_now(deps, TransferSpec(id=hold, debit_account_id=a.id, credit_account_id=b.id,
                                                amount=300, asset="USD", pending=True, timeout_seconds=60),
                             templates=[b])
-    assert unit(deps, service.expire_pending, hold)["result"] == "rescheduled"
+    assert unit(deps, service.expire_pending, hold).result == "rescheduled"
     clock.advance(61)
     with pytest.raises(Unprocessable) as exc:
         unit(deps, service.post_pending, hold)
     assert exc.value.code == "pending_transfer_expired"
-    assert unit(deps, service.expire_pending, hold)["result"] == "expired"
-    assert unit(deps, service.expire_pending, hold)["result"] == "already_expired"
+    assert unit(deps, service.expire_pending, hold).result == "expired"
+    assert unit(deps, service.expire_pending, hold).result == "already_expired"
     assert bal(deps, a.id).available == 1000 and bal(deps, b.id).credits_pending == 0
     assert_audit_clean(deps)
 

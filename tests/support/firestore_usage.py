@@ -55,7 +55,7 @@ def _record_query(request) -> None:
         return
     filters = _field_filters(q.where) if q._pb.HasField("where") else []
     equality = frozenset(f for f, op in filters if op in EQUALITY)
-    ordered = [(f, "ASCENDING") for f, op in filters if op not in EQUALITY]
+    ordered = [(f, "ASCENDING") for f in dict.fromkeys(f for f, op in filters if op not in EQUALITY)]
     for order in q.order_by:
         field = order.field.field_path
         if field != "__name__" and field not in {f for f, _ in ordered}:

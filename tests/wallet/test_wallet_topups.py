@@ -70,8 +70,8 @@ def test_topup_bad_input(deps, wallet, user, stripe):
         assert 400 <= r.status_code < 500 and r.get_json()["error"]["code"] == code, r.get_json()
 
 
-def test_webhook_rejects_bad_signatures_and_stale_timestamps(deps, wallet_server, stripe):
-    url = f"{wallet_server}/v1/wallet/webhooks/stripe"
+def test_webhook_rejects_bad_signatures_and_stale_timestamps(deps, inprocess_gateway, stripe):
+    url = f"{inprocess_gateway}/v1/wallet/webhooks/stripe"
     event = {"id": "evt_forged", "object": "event", "type": "payment_intent.succeeded",
              "data": {"object": {"id": "pi_x", "amount": 100, "currency": "usd",
                                  "metadata": {"topup_id": "tpu_x"}}}}

@@ -4,7 +4,8 @@ import io
 
 from shared.ledger import accounts
 from shared.wallet.limits import TierLimits, WalletPolicy
-from tests.ledger.conftest import fund, generous_policy, link_handle, unit
+from tests.ledger.conftest import fund, unit
+from tests.wallet.conftest import generous_policy, link_handle
 
 
 def p2p(wallet, headers, to, amount=100, asset="USD", key=None, **extra):

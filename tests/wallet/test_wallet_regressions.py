@@ -12,7 +12,8 @@ import requests
 from shared.ledger import accounts, service
 from shared.ledger.model import TransferSpec
 from shared.platform.ids import new_id
-from tests.ledger.conftest import fund, generous_policy, unit
+from tests.ledger.conftest import fund, unit
+from tests.wallet.conftest import generous_policy
 
 
 def _send(base, headers, to_username, amount, key):
@@ -168,7 +169,7 @@ def test_holds_over_http_capture_cancel_and_expiry_answers(deps, wallet, make_us
     c = wallet.post(f"/v1/wallet/holds/{h2['id']}/cancel", headers=hp)
     assert c.status_code == 200 and c.get_json()["status"] == "voided"
     assert _available(deps, payer) == 549
-    assert unit(deps, service.expire_pending, h2["id"])["result"] == "already_voided"
+    assert unit(deps, service.expire_pending, h2["id"]).result == "already_voided"
     bad = wallet.post("/v1/wallet/holds", json={"to": to, "amount": 5, "asset": "USD",
                                                 "timeout_seconds": 0}, headers=hp)
     assert bad.status_code == 400 and bad.get_json()["error"]["param"] == "timeout_seconds"
