@@ -2,7 +2,6 @@
 (every retry). Both only call ``delivery.attempt``, which is idempotent per (message, attempt)."""
 from __future__ import annotations
 
-import base64
 import logging
 
 from pydantic import Field
@@ -13,7 +12,8 @@ from shared.platform import logs
 from shared.platform.deps import Deps, get_deps
 from shared.platform.errors import ServiceUnavailable
 from shared.platform.models import DocId, RequestModel, is_doc_id
-from shared.platform.outbox import Event, decode_message
+from shared.platform.consumer import events_of
+from shared.platform.outbox import Event
 from shared.platform.router import SERVICE, Context, Router
 
 _log = logs.get_logger(__name__)
@@ -37,15 +37,7 @@ def handle_events(deps: Deps, events: list[Event]) -> dict[str, str]:
 
 def consume(cloud_event) -> None:
     """functions-framework ``@cloud_event`` entry: a Pub/Sub messagePublished CloudEvent."""
-    logs.bind(function="notify_events", request_id=cloud_event["id"] if "id" in cloud_event else None)
-    message = (cloud_event.data or {}).get("message", {})
-    try:
-        events = decode_message(base64.b64decode(message.get("data", "") or b""))
-    except Exception:  # noqa: BLE001 — a poison message is logged and acked, never retried forever
-        logs.log(_log, logging.ERROR, "undecodable event message dropped",
-                 message_id=message.get("messageId"))
-        return
-    handle_events(get_deps(), events)
+    handle_events(get_deps(), events_of(cloud_event, "notify_events"))
 
 
 class AttemptDue(RequestModel):

@@ -27,6 +27,19 @@ _log = logs.get_logger(__name__)
 Handler = Callable[[UnitOfWork, Event], Any]
 
 
+def events_of(cloud_event, function: str) -> list[Event]:
+    """The events of a Pub/Sub messagePublished CloudEvent (a commit's batch). A poison message
+    is logged and acknowledged (an empty list), never retried forever."""
+    logs.bind(function=function, request_id=cloud_event["id"] if "id" in cloud_event else None)
+    message = (cloud_event.data or {}).get("message", {})
+    try:
+        return decode_message(base64.b64decode(message.get("data", "") or b""))
+    except Exception:  # noqa: BLE001
+        logs.log(_log, logging.ERROR, "undecodable event message dropped",
+                 message_id=message.get("messageId"))
+        return []
+
+
 class _Processed(BaseException):
     """This consumer already processed the event (a BaseException: no handler swallows it)."""
 
@@ -49,15 +62,7 @@ class EventConsumer:
 
     def __call__(self, cloud_event) -> None:
         """functions-framework ``@cloud_event`` entry: a Pub/Sub messagePublished CloudEvent."""
-        logs.bind(function=self.name, request_id=cloud_event["id"] if "id" in cloud_event else None)
-        message = (cloud_event.data or {}).get("message", {})
-        raw = base64.b64decode(message.get("data", "") or b"")
-        try:
-            events = decode_message(raw)
-        except Exception:  # noqa: BLE001 — a poison message is logged and acked, never retried forever
-            logs.log(_log, logging.ERROR, "undecodable event message dropped",
-                     message_id=message.get("messageId"))
-            return
+        events = events_of(cloud_event, self.name)
         deps = get_deps()
         for event in events:  # a failure raises: Pub/Sub redelivers, done events are skipped
             self.handle(deps, event)

@@ -42,9 +42,6 @@ class Event(BaseModel):
     livemode: bool = False
     data: dict[str, Any]
 
-    def to_message(self) -> tuple[bytes, dict[str, str]]:
-        body = self.model_dump_json().encode()
-        return body, {"event_id": self.id, "type": self.type, "tenant": self.tenant}
 
 
 OUTBOX = "outbox"
@@ -151,7 +148,6 @@ def sweep(db, publisher: Publisher, tasks=None, *, now: dt.datetime, min_age_sec
             continue
         if deliver(db, publisher, tasks, record, now=now):
             sent += 1
-    sent += _sweep_legacy(db, publisher, now=now, cutoff=cutoff, batch_size=batch_size)
     if sent:
         log(_log, logging.INFO, "outbox sweeper delivered records", count=sent)
     return sent
@@ -163,54 +159,3 @@ def decode_message(data: bytes) -> list[Event]:
     if isinstance(payload, dict) and isinstance(payload.get("events"), list):
         return [Event(**e) for e in payload["events"]]
     return [Event(**payload)]
-
-
-# ---- legacy per-event publication (code not yet moved to the unit of work) ------------------
-def record_event(db, writer, *, type: str, tenant: str, data: dict[str, Any], now: dt.datetime,
-                 livemode: bool = False, event_id: str | None = None, topic: str = "events") -> Event:
-    """Add an event to ``writer`` (a Transaction or WriteBatch) — it commits with the change.
-    Prefer ``UnitOfWork.emit``, which publishes one message per commit."""
-    event = new_event(type=type, tenant=tenant, data=data, now=now, livemode=livemode,
-                      event_id=event_id)
-    writer.create(db.collection(COLLECTION).document(event.id), {
-        **_event_doc(event, now, topic), "published": False, "publish_attempts": 0})
-    return event
-
-
-def publish_events(db, publisher: Publisher, events: list[Event], *, topic: str = "events",
-                   now: dt.datetime | None = None) -> int:
-    """Publish committed events now; failures are left for the sweeper. Returns the count sent."""
-    return sum(1 for event in events if _publish_one(db, publisher, event, topic, now))
-
-
-def _publish_one(db, publisher: Publisher, event: Event, topic: str, now: dt.datetime | None) -> bool:
-    ref = db.collection(COLLECTION).document(event.id)
-    data, attributes = event.to_message()
-    try:
-        message_id = publisher.publish(topic, data, attributes)
-    except Exception as exc:  # noqa: BLE001 — any failure leaves the event for the sweeper
-        log(_log, logging.WARNING, "event publish failed; the sweeper will retry",
-            event_id=event.id, event_type=event.type, error=type(exc).__name__)
-        try:
-            ref.update({"publish_attempts": firestore.Increment(1)})
-        except Exception:  # noqa: BLE001
-            pass
-        return False
-    ref.update({"published": True, "published_at": now or firestore.SERVER_TIMESTAMP,
-                "message_id": message_id, "publish_attempts": firestore.Increment(1)})
-    return True
-
-
-def _sweep_legacy(db, publisher: Publisher, *, now: dt.datetime, cutoff: dt.datetime,
-                  batch_size: int) -> int:
-    query = (db.collection(COLLECTION)
-             .where(filter=firestore.FieldFilter("published", "==", False))
-             .where(filter=firestore.FieldFilter("created_at", "<=", cutoff))
-             .order_by("created_at").limit(batch_size))
-    sent = 0
-    for snap in query.stream():
-        doc = snap.to_dict()
-        event = Event(**{k: doc[k] for k in Event.model_fields if k in doc})
-        if _publish_one(db, publisher, event, doc.get("topic", "events"), now):
-            sent += 1
-    return sent

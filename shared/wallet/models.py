@@ -132,6 +132,9 @@ class SystemParty(BaseModel):
     account: Literal["system"] = "system"
 
 
+Party = UserParty | SystemParty
+
+
 class WalletTransfer(ResourceModel):
     id: str
     object: Literal["wallet_transfer"] = "wallet_transfer"
@@ -141,7 +144,7 @@ class WalletTransfer(ResourceModel):
     amount: int
     amount_decimal: str
     fee: int
-    to: UserParty
+    to: Party
     description: str | None = None
     balance_after: WalletBalanceAfter | None = None
     created: str
@@ -157,8 +160,8 @@ class WalletHold(ResourceModel):
     amount: int
     amount_decimal: str
     captured_amount: int | None = None
-    from_: UserParty = Field(alias="from")
-    to: UserParty
+    from_: Party = Field(alias="from")
+    to: Party
     description: str | None = None
     resolved_by: str | None = None
     expires_at: str | None = None
@@ -210,7 +213,7 @@ class WalletTransaction(ResourceModel):
     amount: int
     amount_decimal: str
     balance_after: WalletBalanceAfter | None = None
-    counterparty: UserParty | SystemParty
+    counterparty: Party
     description: str | None = None
     pending_id: str | None = None
     reverses: str | None = None

@@ -30,9 +30,10 @@ from shared.platform.uow import UnitOfWork, run_unit
 from shared.wallet import config, limits, topups
 from shared.wallet.models import (TOPUP_EVENTS, BalanceList, BalanceResource, CaptureHold,
                                   CreateHold, CreateRecord, CreateTopUp, CreateTransfer,
-                                  EntryRecord, StatementQuery, StripeWebhookReceipt, SystemParty,
-                                  TopUp, TransactionsQuery, UserParty, WalletBalanceAfter,
-                                  WalletHold, WalletRecord, WalletTransaction, WalletTransfer)
+                                  EntryRecord, Party, StatementQuery, StripeWebhookReceipt,
+                                  SystemParty, TopUp, TransactionsQuery, UserParty,
+                                  WalletBalanceAfter, WalletHold, WalletRecord, WalletTransaction,
+                                  WalletTransfer)
 from shared.wallet.ports import ProviderDeclined
 
 TOPUPS = "wallet_topups"
@@ -52,6 +53,11 @@ def _amount(body) -> tuple[assets.Asset, int]:
     if body.amount is not None:
         return asset, assets.check_amount(body.amount, asset)
     return asset, assets.parse_decimal(body.amount_decimal, asset, param="amount_decimal")
+
+
+def _party(owner_user: str | None) -> Party:
+    """The other side as a user sees it: a user, or one of Payloom's own accounts."""
+    return UserParty(user_id=owner_user) if owner_user else SystemParty()
 
 
 def _public_balance(bal: Balances | dict[str, int] | None) -> WalletBalanceAfter | None:
@@ -161,7 +167,7 @@ def send_p2p(uow: UnitOfWork, principal: Principal, body: CreateTransfer,
     return WalletTransfer(
         id=t["id"], result=outcome.results[0].status, status=t["status"], asset=t["asset"],
         amount=t["amount"], amount_decimal=assets.format_decimal(t["amount"], t["asset"]), fee=fee,
-        to=UserParty(user_id=t["credit_owner"]), description=t.get("description"),
+        to=_party(t.get("credit_owner")), description=t.get("description"),
         balance_after=_public_balance(after), created=rfc3339(t["created_at"]))
 
 
@@ -170,8 +176,8 @@ def hold_resource(t: dict[str, Any], *, result: str | None = None,
     return WalletHold(
         id=t["id"], result=result, status=transfer_status(t), asset=t["asset"], amount=t["amount"],
         amount_decimal=assets.format_decimal(t["amount"], t["asset"]),
-        captured_amount=captured_amount, from_=UserParty(user_id=t["debit_owner"]),
-        to=UserParty(user_id=t["credit_owner"]), description=t.get("description"),
+        captured_amount=captured_amount, from_=_party(t.get("debit_owner")),
+        to=_party(t.get("credit_owner")), description=t.get("description"),
         resolved_by=t.get("resolved_by"),
         expires_at=rfc3339(t["hold_expires_at"]) if t.get("hold_expires_at") else None,
         created=rfc3339(t["created_at"]))
@@ -400,14 +406,13 @@ def _parse_time(value: str | None, param: str, *, end_of_day: bool = False) -> d
 
 
 def entry_resource(doc: dict[str, Any], after: Balances | None = None) -> WalletTransaction:
-    cp = doc.get("counterparty_owner_id")
     return WalletTransaction(
         id=doc["id"], transfer_id=doc["transfer_id"], type=doc.get("code") or doc["kind"],
         kind=doc["kind"], status=doc["status"],
         direction="in" if doc["direction"] == "credit" else "out", asset=doc["asset"],
         amount=doc["amount"], amount_decimal=assets.format_decimal(doc["amount"], doc["asset"]),
         balance_after=_public_balance(after),
-        counterparty=UserParty(user_id=cp) if cp else SystemParty(),
+        counterparty=_party(doc.get("counterparty_owner_id")),
         description=doc.get("description"), pending_id=doc.get("pending_id"),
         reverses=doc.get("reverses"),
         records=[EntryRecord.model_validate(r) for r in doc.get("records") or []],

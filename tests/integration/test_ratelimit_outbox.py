@@ -3,10 +3,12 @@ import datetime as dt
 import json
 
 import pytest
-from google.cloud import firestore, pubsub_v1
+from google.cloud import pubsub_v1
 
 from shared.platform.errors import RateLimited
-from shared.platform.outbox import publish_events, record_event, sweep
+from shared.platform.errors import InvalidRequest
+from shared.platform.outbox import OUTBOX, sweep
+from shared.platform.uow import run_unit
 from shared.platform.ratelimit import Limit, enforce, hit
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, 5, tzinfo=dt.timezone.utc)
@@ -65,48 +67,58 @@ def drain(sub, path, want: int, attempts: int = 20) -> list[dict]:
     return got
 
 
-def _commit_event(deps, now):
-    batch = deps.db.batch()
-    ev = record_event(deps.db, batch, type="thing.happened", tenant="t1", data={"n": 1}, now=now)
-    batch.commit()
-    return ev
+def _emit(deps, now, publisher=None):
+    """One unit of work that changes a document and emits one event."""
+    if publisher is not None:
+        deps._cache["publisher"], real = publisher, deps.publisher
+    try:
+        def change(uow):
+            uow.set(deps.db.collection("things").document("a"), {"n": 1})
+            return uow.emit("thing.happened", tenant="t1", data={"n": 1})
+        return run_unit(deps, change, now=now)
+    finally:
+        if publisher is not None:
+            deps._cache["publisher"] = real
+
+
+def _record(deps):
+    [doc] = [d.to_dict() for d in deps.db.collection(OUTBOX).stream()]
+    return doc
 
 
 def test_event_is_written_with_the_change_and_published_once(deps):
     sub, path = subscribe(deps)
-    ev = _commit_event(deps, NOW)
-    assert publish_events(deps.db, deps.publisher, [ev]) == 1
-    doc = deps.db.collection("events").document(ev.id).get().to_dict()
-    assert doc["published"] is True and doc["publish_attempts"] == 1
-    assert sweep(deps.db, deps.publisher, now=NOW + dt.timedelta(minutes=5)) == 0
+    ev = _emit(deps, NOW)
+    assert deps.db.collection("events").document(ev.id).get().get("type") == "thing.happened"
+    record = _record(deps)
+    assert record["published"] is True and record["attempts"] == 1
+    assert sweep(deps.db, deps.publisher, deps.tasks, now=NOW + dt.timedelta(minutes=5)) == 0
     msgs = drain(sub, path, 1)
-    assert [m["id"] for m in msgs] == [ev.id]
+    assert [e["id"] for m in msgs for e in m["events"]] == [ev.id]
     assert drain(sub, path, 1, attempts=2) == []
 
 
 def test_failed_publish_after_commit_is_recovered_by_the_sweeper(deps):
     sub, path = subscribe(deps)
-    ev = _commit_event(deps, NOW)
-    flaky = FlakyPublisher(deps.publisher, fail=True)
-    assert publish_events(deps.db, flaky, [ev]) == 0
-    doc = deps.db.collection("events").document(ev.id).get().to_dict()
-    assert doc["published"] is False and doc["publish_attempts"] == 1
+    ev = _emit(deps, NOW, publisher=FlakyPublisher(deps.publisher, fail=True))
+    record = _record(deps)
+    assert record["published"] is False and record["attempts"] == 1
     # Too young: the sweeper leaves it to the request that is still publishing.
-    assert sweep(deps.db, deps.publisher, now=NOW + dt.timedelta(seconds=2)) == 0
-    assert sweep(deps.db, deps.publisher, now=NOW + dt.timedelta(seconds=30)) == 1
-    assert deps.db.collection("events").document(ev.id).get().get("published") is True
-    assert [m["id"] for m in drain(sub, path, 1)] == [ev.id]
+    assert sweep(deps.db, deps.publisher, deps.tasks, now=NOW + dt.timedelta(seconds=2)) == 0
+    assert sweep(deps.db, deps.publisher, deps.tasks, now=NOW + dt.timedelta(seconds=30)) == 1
+    assert _record(deps)["published"] is True
+    assert [e["id"] for m in drain(sub, path, 1) for e in m["events"]] == [ev.id]
 
 
-def test_rolled_back_change_leaves_no_event(deps):
+def test_refused_change_leaves_no_event(deps):
     ref = deps.db.collection("things").document("a")
 
-    @firestore.transactional
-    def fail(txn):
-        record_event(deps.db, txn, type="thing.happened", tenant="t1", data={}, now=NOW)
-        txn.set(ref, {"x": 1})
-        raise ValueError("domain refused")
-    with pytest.raises(ValueError):
-        fail(deps.db.transaction())
+    def fail(uow):
+        uow.emit("thing.happened", tenant="t1", data={})
+        uow.set(ref, {"x": 1})
+        raise InvalidRequest("domain refused")
+    with pytest.raises(InvalidRequest):
+        run_unit(deps, fail)
     assert list(deps.db.collection("events").stream()) == []
+    assert list(deps.db.collection(OUTBOX).stream()) == []
     assert not ref.get().exists

@@ -2,7 +2,9 @@
 import csv
 import io
 
-from shared.ledger import accounts
+from shared.ledger import accounts, service
+from shared.ledger.model import TransferSpec
+from shared.platform.ids import new_id
 from shared.wallet.limits import TierLimits, WalletPolicy
 from tests.ledger.conftest import fund, unit
 from tests.wallet.conftest import generous_policy, link_handle
@@ -247,3 +249,24 @@ def test_p2p_fee_is_a_linked_leg_to_the_hot_fee_account(deps, wallet, make_user,
     assert accounts.balance(deps.db, fees).credits_posted == 9
     types = [t["type"] for t in wallet.get("/v1/wallet/transactions", headers=ha).get_json()["data"]]
     assert types[:2] == ["p2p_fee", "p2p"] or types[:2] == ["p2p", "p2p_fee"]
+
+
+def test_a_hold_to_a_system_account_shows_the_system_side_not_a_500(deps, wallet, make_user):
+    """Payments will hold funds for a merchant's system account: the payer's view of that hold
+    and of its history entry names the other side as ``{"account": "system"}``."""
+    a, ha = make_user()
+    payer = fund(deps, a, 1000)
+    merchant = accounts.open_account(deps.db, accounts.system_template("settlement", "USD", "m1"),
+                                     deps.clock.now())["id"]
+    hold = new_id("txf")
+    service.transfer_now(deps, TransferSpec(id=hold, debit_account_id=payer,
+                                            credit_account_id=merchant, amount=250, asset="USD",
+                                            pending=True, timeout_seconds=600))
+    r = wallet.get(f"/v1/wallet/holds/{hold}", headers=ha)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["from"] == {"user_id": a} and r.get_json()["to"] == {"account": "system"}
+    entry = wallet.get("/v1/wallet/transactions", headers=ha).get_json()["data"][0]
+    assert (entry["transfer_id"], entry["counterparty"]) == (hold, {"account": "system"})
+    # The merchant side is not the user's to capture.
+    cap = wallet.post(f"/v1/wallet/holds/{hold}/capture", json={}, headers=ha)
+    assert cap.status_code == 403 and cap.get_json()["error"]["code"] == "hold_capture_by_payee_only"
