@@ -1,7 +1,7 @@
 """Identity: password login latency (production argon2id), token verification throughput, and
 Firestore round trips per login and per refresh.
 
-Login is limited per account (10 attempts/min; ``shared.identity.login_guard``), so the logins
+Login is limited per account (10 attempts/min; ``shared.identity.users.login_guard``), so the logins
 are spread over several accounts, each from its own X-Forwarded-For address. Round trips are
 counted for a whole in-process HTTP login (issue 7 budget: <= 3).
 """
@@ -22,10 +22,10 @@ def _ip(i: int) -> str:
 
 
 def run(env: BenchEnv) -> list[dict]:
-    from shared.identity import passwords
+    from shared.identity.users import passwords
     from shared.identity.config import IdentitySettings, identity_settings
-    from shared.identity.sessions import start_session
-    from shared.identity.tokens import decode_access_token, verify_access_token
+    from shared.identity.sessions.sessions import start_session
+    from shared.identity.sessions.tokens import decode_access_token, verify_access_token
 
     n_login, n_verify = (12, 300) if env.quick else (120, 5000)
     run_id = uuid.uuid4().hex[:6]

@@ -41,7 +41,7 @@ def _users(env: BenchEnv, http: requests.Session, n: int, tag: str, ips) -> list
         body = r.json()
         uid = body.get("user_id") or body.get("user", {}).get("id")
         if not uid:
-            from shared.identity import directory
+            from shared.identity.users import directory
             uid = directory.find_user_id(env.deps.db, username=name)
         out.append((uid, name, body["access_token"]))
     return out

@@ -2,7 +2,7 @@
 import functions_framework
 
 from shared.events.http import api
-from shared.identity.authn import identity_authenticator
+from shared.identity.sessions.authn import identity_authenticator
 from shared.platform.entry import boot
 
 boot("events", authenticators=[identity_authenticator])

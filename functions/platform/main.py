@@ -1,7 +1,7 @@
 """platform: probes API (HTTP, /v1/platform)."""
 import functions_framework
 
-from shared.identity.authn import identity_authenticator
+from shared.identity.sessions.authn import identity_authenticator
 from shared.platform.entry import boot
 from shared.probes.http import api
 

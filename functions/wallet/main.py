@@ -1,7 +1,7 @@
 """wallet: balances, top-ups, P2P transfers, history and statements (/v1/wallet)."""
 import functions_framework
 
-from shared.identity.authn import identity_authenticator
+from shared.identity.sessions.authn import identity_authenticator
 from shared.platform.entry import boot
 from shared.wallet.http import api
 

@@ -13,7 +13,7 @@ Serves, on 127.0.0.1 only:
 * ``DELETE /_inbox``: empties the inbox.
 * ``GET /_health``: ``{"status": "ok"}``.
 
-Point the production adapter (shared/identity/email.py) at it with
+Point the production adapter (shared/identity/users/email.py) at it with
 ``PAYLOOM_IDENTITY_EMAIL_API_URL=http://127.0.0.1:<port>``.
 In-process: ``server, base_url = start()`` ... ``server.stop()``.
 CLI: ``python -m infra.local.email_sim --port 9325``.

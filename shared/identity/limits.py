@@ -7,7 +7,7 @@ in the services because the key comes from the request body.
 from shared.platform.ratelimit import Limit
 
 # Login's guessing limits (10 failures/min per IP, 10 attempts/min per account, consecutive
-# failures) are counted in the login's own commit (shared.identity.login_guard, ADR 0010); the
+# failures) are counted in the login's own commit (shared.identity.users.login_guard, ADR 0010); the
 # route keeps only a per-instance capacity limit, so a login costs no rate-limit round trip.
 LOGIN_IP = Limit("login.ip.capacity", 60, 60, shared=False)
 REGISTER_IP = Limit("auth.register.ip", 100, 3600)        # Firebase: 100 accounts/h per IP

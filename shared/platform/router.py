@@ -29,7 +29,7 @@ from shared.platform.models import is_doc_id
 from shared.platform.errors import IdempotencyError
 from shared.platform.idempotency import (AtomicKey, IdempotencyStore, Replay, StoredResponse,
                                          fingerprint, validate_key)
-from shared.platform.uow import MAX_ATTEMPTS, Conflicted, Contention, UnitOfWork, backoff
+from shared.platform.uow import Conflicted, Contention, UnitOfWork, run_unit
 from shared.platform.ratelimit import Limit, enforce
 
 _log = logs.get_logger(__name__)
@@ -260,12 +260,16 @@ class Router:
         return response
 
     def _call(self, route: Route, ctx: Context, path_params: dict[str, str]) -> flask.Response:
-        """Run the handler and render its result or its error (writes are decided by caller)."""
+        """Run the handler and render its result or its error (writes are decided by caller).
+        Errors about the Idempotency-Key itself and contention propagate: they are not the
+        request's outcome and are never stored under the key."""
         try:
             return self._render(route, route.handler(ctx, **path_params), ctx)
+        except (Contention, IdempotencyError):
+            if ctx.uow is not None:
+                ctx.uow.discard()
+            raise
         except PayloomError as exc:
-            if isinstance(exc, Contention):
-                raise
             if ctx.uow is not None and not ctx.uow.keep_writes_on_error:
                 ctx.uow.discard()
             return _json_response(exc.status, exc.envelope(), exc.headers)
@@ -275,38 +279,31 @@ class Router:
         """The atomic phase: reads, writes, events and the stored response in ONE commit,
         run again with fresh reads when a concurrent writer got there first."""
         deps = ctx.deps
-        for attempt in range(MAX_ATTEMPTS):
-            uow = ctx.uow = UnitOfWork(deps, now=now)
+
+        def attempt(uow: UnitOfWork) -> flask.Response:
+            ctx.uow = uow
             key = None
             if scope is not None:
                 key = AtomicKey(deps.db, scope, ctx.idempotency_key, fp, now,
                                 ttl_seconds=deps.settings.idempotency_ttl_seconds)
                 uow.prefetch(key.ref, key.check)
-                if attempt:  # we lost a race: a duplicate may have completed meanwhile
-                    try:
-                        uow.flush_prefetch()
-                    except Replay as replay:
-                        return _replayed(replay.stored)
-            try:
-                response = self._call(route, ctx, path_params)
-            except Replay as replay:
-                return _replayed(replay.stored)
-            except IdempotencyError as exc:  # about the key itself: never stored under it
-                return _json_response(exc.status, exc.envelope(), exc.headers)
+                if uow.attempt:  # we lost a race: a duplicate may have completed meanwhile
+                    uow.flush_prefetch()
+            response = self._call(route, ctx, path_params)
             if response.status_code in RETRYABLE or response.status_code >= 500:
-                return response  # nothing is committed: the same request may succeed later
-            if key is not None:
+                uow.discard()  # nothing is committed: the same request may succeed later
+            elif key is not None:
                 body = _redact(response, route.secret_fields)
                 write = uow.set if uow.was_read(key.ref) else uow.create
                 write(key.ref, key.record(response.status_code, body, response.content_type))
-            try:
-                uow.commit()
-            except Conflicted:
-                backoff(attempt)
-                continue
-            uow.publish()
             return response
-        raise Contention()
+
+        try:
+            return run_unit(deps, attempt, now=now)
+        except Replay as replay:
+            return _replayed(replay.stored)
+        except IdempotencyError as exc:
+            return _json_response(exc.status, exc.envelope(), exc.headers)
 
     def _run_claimed(self, route: Route, ctx: Context, path_params: dict[str, str],
                      scope: str | None, fp: str, now) -> flask.Response:

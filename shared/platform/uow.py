@@ -73,8 +73,9 @@ class _Write:
 class UnitOfWork:
     """Reads, buffered writes and outbox records of one attempt. Create one per attempt."""
 
-    def __init__(self, deps, *, now: dt.datetime | None = None):
+    def __init__(self, deps, *, now: dt.datetime | None = None, attempt: int = 0):
         self.deps = deps
+        self.attempt = attempt  # 0 first; more when a concurrent writer made a commit fail
         self.now = now or deps.clock.now()
         self._snaps: dict[str, Any] = {}
         self._prefetch: list[Any] = []
@@ -256,7 +257,7 @@ def run_unit(deps, fn: Callable[[UnitOfWork], T], *, attempts: int = MAX_ATTEMPT
     and propagates."""
     from shared.platform.errors import PayloomError
     for attempt in range(attempts):
-        uow = UnitOfWork(deps, now=now)
+        uow = UnitOfWork(deps, now=now, attempt=attempt)
         try:
             result = fn(uow)
         except PayloomError:

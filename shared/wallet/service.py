@@ -13,7 +13,7 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
 
-from shared.identity import directory
+from shared.identity.users import directory
 from shared.ledger import accounts, assets, engine, history
 from shared.ledger.model import ENTRIES, PENDING, Balances, TransferSpec
 from shared.ledger.service import transfer_status

@@ -36,7 +36,7 @@ def test_function_registers_authenticators_for_its_routes(fn):
 def test_importing_identity_registers_nothing_by_side_effect():
     """Authenticators are named by entry points (``boot(..., authenticators=...)``)."""
     out = subprocess.run([sys.executable, "-c",
-                          "import shared.identity.authn, shared.identity.routes\n"
+                          "import shared.identity.sessions.authn, shared.identity.http.routes\n"
                           "from shared.platform import auth\nprint(len(auth._authenticators))"],
                          cwd=manifest.REPO_ROOT, capture_output=True, text=True, timeout=120,
                          env={"PYTHONPATH": str(manifest.REPO_ROOT), "PATH": "/usr/bin:/bin"})

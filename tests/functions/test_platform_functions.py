@@ -148,6 +148,9 @@ def test_same_key_different_body_is_409(api, service_headers):
     assert create(api, service_headers, {"delay_seconds": 3}, key="key-2").status_code == 201
     r = create(api, service_headers, {"delay_seconds": 4}, key="key-2")
     assert r.status_code == 409 and err(r)["type"] == "idempotency_error"
+    # The refusal is about the key: it never replaces the stored first response.
+    again = create(api, service_headers, {"delay_seconds": 3}, key="key-2")
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
 
 
 def test_validation_failures_are_not_cached(api, service_headers):

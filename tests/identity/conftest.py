@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from infra.local import email_sim
-from shared.identity.keys import KeySet, generate_key
+from shared.identity.sessions.keys import KeySet, generate_key
 from tests.identity.helpers import PASSWORD, fresh_ip
 from tests.support.identity import deliver_outbound, fast_identity_settings
 
@@ -51,7 +51,7 @@ def configure(deps, identity_settings):
 
 @pytest.fixture
 def auth(function_client):
-    import shared.identity.authn  # noqa: F401
+    import shared.identity.sessions.authn  # noqa: F401
     return function_client("auth")
 
 

@@ -5,8 +5,8 @@ import datetime as dt
 
 import pytest
 
-from shared.identity import apikeys
-from shared.identity.scopes import KNOWN_SCOPES
+from shared.identity.apikeys import service as apikeys
+from shared.identity.apikeys.scopes import KNOWN_SCOPES
 from shared.platform.clock import FrozenClock
 from tests.identity.helpers import assert_error, events_of
 from shared.identity.opaque import token_hash

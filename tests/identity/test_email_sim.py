@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from shared.identity.email import HttpEmailSender
+from shared.identity.users.email import HttpEmailSender
 from shared.identity.ports import EmailDeliveryError, EmailMessage
 
 
@@ -49,7 +49,7 @@ def test_bounce_and_transient_failures(email_server):
 
 def test_without_an_email_api_production_refuses_and_local_keeps_in_memory():
     from shared.identity.config import IdentitySettings
-    from shared.identity.email import MemoryEmailSender, build_email_sender
+    from shared.identity.users.email import MemoryEmailSender, build_email_sender
     with pytest.raises(EmailDeliveryError):
         build_email_sender(IdentitySettings(email_api_url=""), production=True).send(
             EmailMessage(to="x@example.com", subject="s", text="t"))

@@ -9,7 +9,7 @@ import time
 
 import jwt
 
-from shared.identity import accounts, login_guard
+from shared.identity.users import accounts, login_guard
 from shared.platform.clock import FrozenClock
 from shared.platform.uow import run_unit
 from tests.identity.helpers import PASSWORD, assert_error, fresh_ip
@@ -135,7 +135,7 @@ def test_login_costs_at_most_three_round_trips(deps, auth, signup):
 def test_forgot_password_sends_nothing_in_the_request_and_does_equal_work(deps, auth, signup,
                                                                           monkeypatch, configure):
     from bench.harness import RpcCounter
-    from shared.identity import email as email_mod
+    from shared.identity.users import email as email_mod
     configure(forgot_per_email_per_hour=1000)
     bob = signup()
     sends = []

@@ -7,7 +7,7 @@ import datetime as dt
 import pyotp
 import pytest
 
-from shared.identity import mfa
+from shared.identity.factors import mfa
 from shared.platform.clock import FrozenClock
 from tests.identity.helpers import PASSWORD, assert_error, fresh_ip
 

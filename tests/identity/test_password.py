@@ -6,8 +6,8 @@ import datetime as dt
 import pytest
 
 from shared.identity import config as identity_config
-from shared.identity import passwords
-from shared.identity.accounts import credentials_ref
+from shared.identity.users import passwords
+from shared.identity.users.accounts import credentials_ref
 from shared.identity.config import IdentitySettings
 from shared.platform.clock import FrozenClock
 from tests.identity.helpers import PASSWORD, assert_error, events_of, fresh_ip, token_from
@@ -139,7 +139,7 @@ def test_unknown_user_and_wrong_password_look_the_same(deps, auth, signup, monke
 
 
 def test_user_without_password_gets_the_same_error(deps, auth):
-    from shared.identity import directory
+    from shared.identity.users import directory
     batch = deps.db.batch()
     now = deps.clock.now()
     batch.set(directory.user_ref(deps.db, "usr_phoneonly00000000000001"),
@@ -199,7 +199,7 @@ def test_login_rate_limit_per_account_across_ips(auth, signup):
 
 def test_register_is_rate_limited_per_ip(auth, monkeypatch):
     from shared.identity import limits
-    from shared.identity.api import auth_api
+    from shared.identity.http.api import auth_api
     from shared.platform.ratelimit import Limit
     # The route captured its limits at import; give it a small budget for this test.
     route = next(r for r in auth_api.routes if r.path == "/register")

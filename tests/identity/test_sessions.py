@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from shared.identity import sessions
-from shared.identity.sessions import refresh_session as _refresh_in_unit
-from shared.identity.sessions import start_session, token_hash
+from shared.identity.sessions import sessions
+from shared.identity.sessions.sessions import refresh_session as _refresh_in_unit
+from shared.identity.sessions.sessions import start_session, token_hash
 from shared.platform.uow import run_unit
 from shared.platform.clock import FrozenClock
 from shared.platform.errors import AuthenticationError

@@ -1,8 +1,8 @@
 """Entry points, route discovery, the gateway's /.well-known routing, and the test helper."""
 from __future__ import annotations
 
-from shared.identity import routes
-from shared.identity.api import accounts_api, auth_api
+from shared.identity.http import routes
+from shared.identity.http.api import accounts_api, auth_api
 from tests.support.identity import auth_headers, create_user_with_token
 
 
@@ -19,8 +19,8 @@ def test_routes_module_imports_every_http_module():
             ("PATCH", "/"), ("GET", "/sessions"), ("POST", "/api_keys")} <= paths
 
 
-MINE = {"shared.identity.http_password", "shared.identity.http_mfa", "shared.identity.http_sessions",
-        "shared.identity.http_keys", "shared.identity.http_profile"}
+MINE = {"shared.identity.http.password", "shared.identity.http.mfa", "shared.identity.http.sessions",
+        "shared.identity.http.api_keys", "shared.identity.http.profile"}
 
 
 def test_every_auth_route_is_rate_limited():
@@ -57,8 +57,8 @@ def test_ports_build_lazily_without_deadlocking(deps, monkeypatch):
     (Deps builds under a non-reentrant lock, so a factory must not call deps.get itself.)"""
     import concurrent.futures
 
-    from shared.identity.email import MemoryEmailSender, email_sender
-    from shared.identity.keys import KeySet, generate_key, get_keyset
+    from shared.identity.users.email import MemoryEmailSender, email_sender
+    from shared.identity.sessions.keys import KeySet, generate_key, get_keyset
     from shared.platform.deps import Deps
 
     ks = KeySet((generate_key(),))

@@ -18,10 +18,10 @@ import requests
 
 from infra.local import oidc_sim, sms_sim
 from infra.local.stack import free_port
-from shared.identity.keys import KeySet, generate_key
-from shared.identity.otp import OtpSettings
+from shared.identity.sessions.keys import KeySet, generate_key
+from shared.identity.factors.otp import OtpSettings
 from shared.identity.ports_sms import TwilioSmsSender
-from shared.identity.siwe import SiweSettings
+from shared.identity.web3.siwe import SiweSettings
 from tests.support.identity import deliver_outbound, fast_identity_settings
 
 SIWE_DOMAIN = "app.payloom.test"

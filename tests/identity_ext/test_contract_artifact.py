@@ -5,14 +5,14 @@ import hashlib
 
 import pytest
 
-from shared.identity.contracts import build
+from shared.identity.web3.contracts import build
 
 
 def test_artifact_matches_the_committed_source():
     artifact = build.load_artifact("OwnedWallet")
     source = build.CONTRACTS["OwnedWallet"].read_text()
     assert artifact["sourceSha256"] == hashlib.sha256(source.encode()).hexdigest(), \
-        "OwnedWallet.sol changed: run python -m shared.identity.contracts.build"
+        "OwnedWallet.sol changed: run python -m shared.identity.web3.contracts.build"
     assert artifact["compiler"]["version"].startswith(build.SOLC_VERSION)
     assert artifact["compiler"]["settings"]["evmVersion"] == "cancun"
     names = {item.get("name") for item in artifact["abi"]}

@@ -12,9 +12,9 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import to_checksum_address
 
-from shared.identity import did as did_mod
-from shared.identity.did import DidError, parse_did
-from shared.identity.siwe import SiweMessage
+from shared.identity.web3 import did as did_mod
+from shared.identity.web3.did import DidError, parse_did
+from shared.identity.web3.siwe import SiweMessage
 from shared.platform.clock import rfc3339
 from tests.identity_ext.conftest import SIWE_DOMAIN, assert_error
 from tests.support.identity import auth_headers, create_user_with_token

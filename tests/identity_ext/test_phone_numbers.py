@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from shared.identity import phone as phone_mod
-from shared.identity.phone import parse_phone
+from shared.identity.factors import phone as phone_mod
+from shared.identity.factors.phone import parse_phone
 from shared.platform.errors import InvalidRequest
 from tests.identity_ext.conftest import assert_error, fresh_ip
 

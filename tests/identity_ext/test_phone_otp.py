@@ -8,8 +8,8 @@ import time
 
 import requests
 
-from shared.identity import otp
-from shared.identity.otp import OtpSettings
+from shared.identity.factors import otp
+from shared.identity.factors.otp import OtpSettings
 from shared.platform.clock import FrozenClock
 from tests.identity_ext.conftest import CODE_RE, assert_error, fresh_ip
 from tests.support.identity import deliver_outbound

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.identity.siwe import SiweMessage, SiweParseError, parse_datetime, parse_message
+from shared.identity.web3.siwe import SiweMessage, SiweParseError, parse_datetime, parse_message
 
 ADDR = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
 RESOURCES = ("- ipfs://bafybeiemxf5abjwjbikoz4mc3a3dla6ual3jsgpdr4cjr3oz3evfyavhwq/\n"

@@ -97,7 +97,7 @@ def test_sms_second_factor_enrol_challenge_and_verify(deps, auth, me, sms_code, 
 
 
 def test_a_lock_on_an_account_without_email_is_told_by_sms(deps, auth, phone_user, sms_server):
-    from shared.identity import accounts, profile
+    from shared.identity.users import accounts, profile
     from shared.identity.config import identity_settings
     from shared.platform.uow import run_unit
     deps.extras["identity.settings"] = identity_settings(deps).model_copy(

@@ -337,12 +337,13 @@ def test_rewrap_yields_to_a_concurrent_writer(deps, kms):
     assert env.open_text(ref.get().to_dict()["totp_secret"], context=ctx) == "new"
 
 
-# --- the first user: TOTP seeds (shared/identity/mfa.py) -------------------------------------
+# --- the first user: TOTP seeds (shared/identity/factors/mfa.py) -------------------------------------
 
 def test_totp_seeds_are_sealed_and_legacy_plaintext_still_verifies(deps, kms):
     import pyotp
 
-    from shared.identity import directory, mfa
+    from shared.identity.factors import mfa
+    from shared.identity.users import directory
     from shared.platform.uow import run_unit  # identity services run in a unit of work
     deps.extras["platform.kms"] = kms
     db = deps.db

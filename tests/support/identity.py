@@ -31,7 +31,7 @@ def use_fast_password_hashing(deps) -> IdentitySettings:
 def create_user_with_token(deps, username: str | None = None, password: str = DEFAULT_PASSWORD,
                            *, email: str | None = None) -> tuple[str, str]:
     """Register a user and sign in with the password; returns ``(user_id, access_token)``."""
-    from shared.identity import accounts
+    from shared.identity.users import accounts
 
     use_fast_password_hashing(deps)
     username = username or f"user_{secrets.token_hex(6)}"

@@ -133,7 +133,7 @@ def test_web3_imports_leave_the_recursion_limit_alone():
 
     from shared.platform.manifest import REPO_ROOT
     code = ("import sys; before = sys.getrecursionlimit()\n"
-            "import shared.platform.router, shared.adapters.evm, shared.identity.siwe\n"
+            "import shared.platform.router, shared.adapters.evm, shared.identity.web3.siwe\n"
             "import eth_account, web3, py_ecc\n"
             "from eth_account import Account\n"
             "Account.create()\n"

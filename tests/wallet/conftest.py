@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from google.cloud import firestore
 
-from shared.identity import directory
+from shared.identity.users import directory
 from shared.wallet import config as wallet_config
 from shared.wallet.limits import DEFAULT_POLICY, TierLimits, WalletPolicy
 from tests.support.identity import auth_headers, create_user_with_token

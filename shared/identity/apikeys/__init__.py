@@ -1,0 +1,1 @@
+"""API keys: secret keys for merchants' servers, and the scopes they may carry."""

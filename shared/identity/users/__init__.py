@@ -1,0 +1,1 @@
+"""Users: the directory (users and their unique handles), password accounts, email tokens, login guards, profile, phone."""
