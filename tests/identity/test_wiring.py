@@ -9,10 +9,12 @@ from tests.support.identity import auth_headers, create_user_with_token
 def test_routes_module_imports_every_http_module():
     import pkgutil
 
-    import shared.identity as pkg
-    expected = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.startswith("http_"))
+    import shared.identity.http as pkg
+    expected = sorted(m.name for m in pkgutil.iter_modules(pkg.__path__)
+                      if m.name not in ("api", "routes"))
     assert routes.MODULES == expected
-    assert {"http_password", "http_mfa", "http_sessions", "http_keys", "http_profile"} <= set(expected)
+    assert {"password", "mfa", "sessions", "api_keys", "profile", "phone", "social", "wallets",
+            "dids", "user_phone"} <= set(expected)
     paths = {(r.method, r.path) for r in auth_api.routes + accounts_api.routes}
     assert {("POST", "/register"), ("POST", "/login"), ("POST", "/refresh"), ("POST", "/logout"),
             ("GET", "/.well-known/jwks.json"), ("POST", "/mfa/verify"), ("GET", "/"),
