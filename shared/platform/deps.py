@@ -44,8 +44,14 @@ class Deps:
 
     @property
     def tasks(self):
-        from shared.adapters.cloud_tasks import CloudTasksQueue
-        return self._lazy("tasks", self.tasks_factory, lambda: CloudTasksQueue(self.settings))
+        from shared.adapters.cloud_tasks import CloudTasksQueue, TasksConfig
+        s = self.settings
+        config = TasksConfig(
+            project_id=s.project_id, region=s.region, function_url=s.function_url,
+            invoker_email=s.tasks_invoker_email if s.is_production else "",
+            local_bearer="" if s.is_production else s.task_auth_secret,
+            emulator_host=s.tasks_emulator_host)
+        return self._lazy("tasks", self.tasks_factory, lambda: CloudTasksQueue(config))
 
     def get(self, key: str, factory: Callable[[], Any]) -> Any:
         """A capability-specific port (chain client, KYC provider), created once."""

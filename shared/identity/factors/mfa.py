@@ -1,13 +1,11 @@
-"""Multi-factor authentication: TOTP (RFC 6238) and single-use backup codes, and the login
-challenge that a password login returns when MFA is on.
+"""Second factors of an account: TOTP (RFC 6238), single-use backup codes, and the switch of the
+SMS factor (``factors.sms``). The sign-in challenge that asks for one is ``factors.challenges``.
 
 Records:
 * ``user_mfa/{usr_…}``: ``totp_secret`` (enabled), ``pending_secret`` (enrolment in progress),
   ``last_totp_step`` (the highest 30-s step accepted: a code is never accepted twice, nor an
   older one), ``backup_codes`` (``[{hash, used_at}]``, SHA-256 of salt + code).
   The user document carries ``mfa_enabled`` so login learns it from the read it already does.
-* ``mfa_challenges/{mfc_…}``: ``user_id``, ``amr``, ``ip``, ``user_agent``, ``expires_at``
-  (5 min), ``attempts`` (capped), ``status`` (``pending`` | ``completed`` | ``failed``).
 
 Backup codes are 16 base32 characters (80 bits) shown once as ``xxxx-xxxx-xxxx-xxxx``; with
 that much entropy a salted SHA-256 is enough (an argon2 per code would make each backup-code
@@ -36,7 +34,6 @@ from shared.platform.ids import new_id
 from shared.platform.secrets_at_rest import context as sealed_context, envelope
 
 MFA = "user_mfa"
-CHALLENGES = "mfa_challenges"
 BACKUP_CODE_COUNT = 10
 TOTP_INTERVAL = 30
 TOTP_WINDOW = 1  # accept the previous and the next step for clock drift
@@ -127,7 +124,7 @@ def _seal_totp(deps, user_id: str, secret: Any) -> Any:
     return envelope(deps).ensure_sealed(secret, context=sealed_context(MFA, user_id, "totp"))
 
 
-def _opened(deps, user_id: str, doc: dict[str, Any]) -> dict[str, Any]:
+def opened(deps, user_id: str, doc: dict[str, Any]) -> dict[str, Any]:
     """``doc`` with the TOTP seed in clear, for checking a code only (never written back)."""
     env, ctx = envelope(deps), sealed_context(MFA, user_id, "totp")
     return {**doc, "totp_secret": env.reveal(doc.get("totp_secret"), context=ctx)}
@@ -135,22 +132,22 @@ def _opened(deps, user_id: str, doc: dict[str, Any]) -> dict[str, Any]:
 
 # --- enrolment -----------------------------------------------------------------------------------
 
-def _mfa_ref(db, user_id: str):
+def mfa_ref(db, user_id: str):
     return db.collection(MFA).document(user_id)
 
 
 def status(deps, user_id: str) -> dict[str, Any]:
-    snap = _mfa_ref(deps.db, user_id).get()
+    snap = mfa_ref(deps.db, user_id).get()
     doc = snap.to_dict() if snap.exists else {}
     enabled = bool(doc.get("totp_secret"))
     remaining = sum(1 for c in doc.get("backup_codes") or [] if c.get("used_at") is None)
     return {"object": "mfa_status", "totp_enabled": enabled,
             "sms_enabled": bool(doc.get("sms_enabled")),
             "backup_codes_remaining": remaining if enabled else 0,
-            "methods": _methods(doc)}
+            "methods": methods(doc)}
 
 
-def _methods(doc: dict[str, Any]) -> list[str]:
+def methods(doc: dict[str, Any]) -> list[str]:
     return ((["totp", "backup_code"] if doc.get("totp_secret") else [])
             + (["sms"] if doc.get("sms_enabled") else []))
 
@@ -159,7 +156,7 @@ def begin_totp(uow, user_id: str) -> dict[str, Any]:
     """Start (or restart) TOTP enrolment: a new secret, its otpauth:// URI and a QR code."""
     deps, db, now = uow.deps, uow.db, uow.now
     settings = identity_settings(deps)
-    ref = _mfa_ref(db, user_id)
+    ref = mfa_ref(db, user_id)
     uref = directory.user_ref(db, user_id)
     snaps = uow.get_all([ref, uref])
     doc = snaps[ref.path].to_dict() if snaps[ref.path].exists else {}
@@ -181,7 +178,7 @@ def begin_totp(uow, user_id: str) -> dict[str, Any]:
 def confirm_totp(uow, user_id: str, code: str) -> dict[str, Any]:
     """Finish enrolment with a current code; returns the backup codes (shown this once)."""
     deps, db, now = uow.deps, uow.db, uow.now
-    ref, uref = _mfa_ref(db, user_id), directory.user_ref(db, user_id)
+    ref, uref = mfa_ref(db, user_id), directory.user_ref(db, user_id)
     snap = uow.get(ref)
     doc = snap.to_dict() if snap.exists else {}
     if doc.get("totp_secret"):
@@ -206,7 +203,7 @@ def confirm_totp(uow, user_id: str, code: str) -> dict[str, Any]:
             "backup_codes_remaining": len(codes), "methods": ["totp", "backup_code"]}
 
 
-def _consume_code(doc: dict[str, Any], method: str | None, code: str,
+def consume_code(doc: dict[str, Any], method: str | None, code: str,
                   now: dt.datetime) -> dict[str, Any] | None:
     """The update that consumes ``code`` (TOTP step or backup code), or None if it is wrong."""
     if method in (None, "totp") and doc.get("totp_secret"):
@@ -224,12 +221,12 @@ def _consume_code(doc: dict[str, Any], method: str | None, code: str,
 
 def _with_code(uow, user_id: str, code: str) -> dict[str, Any]:
     """Consume a valid TOTP or backup code in ``uow``; returns the MFA doc after it."""
-    ref = _mfa_ref(uow.db, user_id)
+    ref = mfa_ref(uow.db, user_id)
     snap = uow.get(ref)
     doc = snap.to_dict() if snap.exists else {}
     if not doc.get("totp_secret"):
         raise Unprocessable("Two-factor authentication is not enabled.", code="mfa_not_enabled")
-    update = _consume_code(_opened(uow.deps, user_id, doc), None, code, uow.now)
+    update = consume_code(opened(uow.deps, user_id, doc), None, code, uow.now)
     if update is None:
         raise InvalidRequest("The code is not valid.", param="code", code="invalid_mfa_code")
     update.pop("_method")
@@ -239,7 +236,7 @@ def _with_code(uow, user_id: str, code: str) -> dict[str, Any]:
 
 def disable_totp(uow, user_id: str, code: str) -> dict[str, Any]:
     doc = _with_code(uow, user_id, code)
-    uow.set(_mfa_ref(uow.db, user_id), {"user_id": user_id, "totp_secret": None,
+    uow.set(mfa_ref(uow.db, user_id), {"user_id": user_id, "totp_secret": None,
                                         "pending_secret": None, "backup_codes": [],
                                         "last_totp_step": doc.get("last_totp_step"),
                                         "sms_enabled": bool(doc.get("sms_enabled"))})
@@ -253,85 +250,21 @@ def regenerate_backup_codes(uow, user_id: str, code: str) -> dict[str, Any]:
     _with_code(uow, user_id, code)
     codes = new_backup_codes()
     salt = secrets.token_hex(16)
-    uow.update(_mfa_ref(uow.db, user_id), {
+    uow.update(mfa_ref(uow.db, user_id), {
         "backup_salt": salt,
         "backup_codes": [{"hash": backup_hash(salt, c), "used_at": None} for c in codes]})
     return {"object": "mfa_status", "totp_enabled": True, "backup_codes": codes,
             "backup_codes_remaining": len(codes), "methods": ["totp", "backup_code"]}
 
 
-# --- the login challenge ---------------------------------------------------------------------
-
-def create_challenge(uow, *, user_id: str, amr: list[str], ip: str | None,
-                     user_agent: str | None) -> dict[str, Any]:
-    """A pending second-factor challenge (a blind create in ``uow``); no tokens yet."""
-    settings = identity_settings(uow.deps)
-    now = uow.now
-    msnap = uow.get(_mfa_ref(uow.db, user_id))  # which factors to offer
-    methods = _methods(msnap.to_dict() if msnap.exists else {}) or ["totp", "backup_code"]
-    challenge_id = new_id("mfc", 32)
-    expires = now + dt.timedelta(seconds=settings.mfa_challenge_ttl_seconds)
-    uow.create(uow.db.collection(CHALLENGES).document(challenge_id), {
-        "id": challenge_id, "user_id": user_id, "amr": amr, "ip": ip,
-        "user_agent": (user_agent or "")[:512] or None, "status": "pending", "attempts": 0,
-        "created_at": now, "expires_at": expires})
-    return {"object": "mfa_challenge", "challenge_id": challenge_id,
-            "methods": methods, "expires_in": settings.mfa_challenge_ttl_seconds}
+def factors_doc(uow, user_id: str) -> dict[str, Any]:
+    """The user's ``user_mfa`` document read in ``uow`` (``{}`` if none)."""
+    snap = uow.get(mfa_ref(uow.db, user_id))
+    return snap.to_dict() if snap.exists else {}
 
 
-def _challenge_failed() -> AuthenticationError:
-    return AuthenticationError("The verification code is not valid.", code="invalid_mfa_code")
-
-
-def _challenge_invalid() -> AuthenticationError:
-    return AuthenticationError("This sign-in challenge is no longer valid; sign in again.",
-                               code="mfa_challenge_invalid")
-
-
-def verify_challenge(uow, *, challenge_id: str, code: str, method: str | None = None,
-                     ip: str | None = None, user_agent: str | None = None) -> dict[str, Any]:
-    """Complete an MFA challenge with a TOTP or backup code; returns the token pair.
-
-    A wrong code still commits (the attempt counts): ``keep_writes_on_error``.
-    """
-    from shared.identity.sessions.sessions import open_session
-
-    settings = identity_settings(uow.deps)
-    db, now = uow.db, uow.now
-    cref = db.collection(CHALLENGES).document(challenge_id)
-    csnap = uow.get(cref)
-    if not csnap.exists:
-        raise _challenge_invalid()
-    challenge = csnap.to_dict()
-    if challenge["status"] != "pending":
-        raise _challenge_invalid()
-    uow.keep_writes_on_error = True
-    if challenge["expires_at"] <= now:
-        uow.update(cref, {"status": "expired"})
-        raise AuthenticationError("This sign-in challenge has expired; sign in again.",
-                                  code="mfa_challenge_expired")
-    mref = _mfa_ref(db, challenge["user_id"])
-    msnap = uow.get(mref)
-    doc = msnap.to_dict() if msnap.exists else {}
-    update = (_consume_code(_opened(uow.deps, challenge["user_id"], doc), method, code, now)
-              if doc.get("totp_secret") and method != "sms" else None)
-    if update is None and doc.get("sms_enabled") and method in (None, "sms"):
-        from shared.identity.factors import sms as mfa_sms
-        if mfa_sms.consume(uow, challenge["user_id"], code):
-            update = {"_method": "sms"}
-    if update is None:
-        attempts = challenge.get("attempts", 0) + 1
-        uow.update(cref, {"attempts": attempts, **({"status": "failed"}
-                          if attempts >= settings.mfa_challenge_max_attempts else {})})
-        raise _challenge_failed()
-    uow.keep_writes_on_error = False
-    used = update.pop("_method")
-    if update:
-        uow.update(mref, update)
-    uow.update(cref, {"status": "completed", "completed_at": now, "method": used})
-    amr = list(challenge.get("amr") or ["pwd"]) + (["otp", "mfa"] if used == "totp"
-                                                   else ["sms", "mfa"] if used == "sms" else ["mfa"])
-    amr = list(dict.fromkeys(amr))
-    return open_session(uow, user_id=challenge["user_id"], amr=amr,
-                        ip=ip or challenge.get("ip"),
-                        user_agent=user_agent or challenge.get("user_agent"))
+def set_sms_enabled(uow, user_id: str, enabled: bool) -> None:
+    """Turn the SMS factor's flag on or off in ``uow`` (TOTP and backup codes are kept)."""
+    fields = ({"user_id": user_id, "sms_enabled": True, "sms_enabled_at": uow.now} if enabled
+              else {"sms_enabled": False})
+    uow.set(mfa_ref(uow.db, user_id), fields, merge=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.identity import limits
-from shared.identity.social import oauth as social
+from shared.identity.social import identities, oauth as social
 from shared.identity.http.api import accounts_api, auth_api
 from shared.platform import auth as auth_mod
 from shared.platform.errors import AuthenticationError, PermissionDenied
@@ -83,7 +83,7 @@ def oauth_callback_post(ctx: Context, provider: str):
 @accounts_api.get("/identities", auth=("user",), rate_limits=[(limits.ME_READ, "principal")])
 def identities(ctx: Context):
     """The social identities linked to this account."""
-    return social.list_identities(ctx.deps, ctx.principal.id)
+    return identities.list_identities(ctx.deps, ctx.principal.id)
 
 
 @accounts_api.delete("/identities/{provider}", auth=("user",),

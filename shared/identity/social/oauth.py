@@ -35,23 +35,21 @@ from typing import Any
 
 import jwt
 import requests
-from google.cloud import firestore
 
-from shared.identity.users import directory
+from shared.identity.sessions.signin import finish_sign_in, is_challenge
 from shared.identity.social.config import OAuthSettings, oauth_settings
+from shared.identity.social.identities import (MAX_IDENTITIES_PER_USER, identity_doc,
+                                               identity_ref, identity_resource, user_identities)
+from shared.identity.users import directory
+from shared.identity.users.ways_in import ways_in
 from shared.platform.clock import rfc3339
 from shared.platform.errors import (AuthenticationError, Conflict, InvalidRequest, NotFound,
                                     ServiceUnavailable)
-from shared.platform.ids import derived_id
 from shared.platform.logs import get_logger
 from shared.platform.uow import run_unit
 
 _log = get_logger(__name__)
 STATES = "oauth_states"
-IDENTITIES = "user_identities"
-WALLETS = "user_wallets"
-CREDENTIALS = "user_credentials"  # shared.identity.users.accounts.CREDENTIALS
-MAX_IDENTITIES_PER_USER = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -442,33 +440,6 @@ def _clean_name(value: Any) -> str | None:
     return value[:64] or None
 
 
-def _identity_ref(db, provider: str, subject: str):
-    return db.collection(IDENTITIES).document(derived_id("idn", provider, subject))
-
-
-def identity_resource(doc: dict[str, Any]) -> dict[str, Any]:
-    return {"id": doc["id"], "object": "identity", "provider": doc["provider"],
-            "subject": doc["subject"], "email": doc.get("email"), "name": doc.get("name"),
-            "login": doc.get("login"), "created": rfc3339(doc["created_at"]),
-            "last_used": rfc3339(doc["last_used_at"]) if doc.get("last_used_at") else None}
-
-
-def _identity_doc(ident: ProviderIdentity, user_id: str, now) -> dict[str, Any]:
-    return {"id": derived_id("idn", ident.provider, ident.subject), "user_id": user_id,
-            "provider": ident.provider, "subject": ident.subject, "email": ident.email,
-            "email_verified": ident.email_verified, "name": ident.name, "login": ident.login,
-            "created_at": now, "last_used_at": now}
-
-
-def _identities_query(db, user_id: str):
-    return (db.collection(IDENTITIES).where(filter=firestore.FieldFilter("user_id", "==", user_id))
-            .limit(MAX_IDENTITIES_PER_USER + 1))
-
-
-def _user_identities(uow, user_id: str) -> list[dict[str, Any]]:
-    return [s.to_dict() for s in uow.query(_identities_query(uow.db, user_id))]
-
-
 def complete_authorization(uow, *, provider: str, code: str | None, state: str | None,
                            error: str | None = None, error_description: str | None = None,
                            apple_user: str | None = None, bearer_user_id: str | None = None,
@@ -498,12 +469,10 @@ def complete_authorization(uow, *, provider: str, code: str | None, state: str |
 
 
 def _sign_in(uow, ident: ProviderIdentity, *, ip, user_agent) -> dict[str, Any]:
-    from shared.identity.sessions.signin import finish_sign_in, is_challenge
-
     db, now = uow.db, uow.now
     handle = directory.handle_ref(db, "social", f"{ident.provider}:{ident.subject}")
     email_handle = directory.handle_ref(db, "email", ident.email) if ident.email else None
-    iref = _identity_ref(db, ident.provider, ident.subject)
+    iref = identity_ref(db, ident.provider, ident.subject)
     snaps = uow.get_all([r for r in (handle, email_handle, iref) if r is not None])
     held = snaps[handle.path]
     created = False
@@ -523,7 +492,7 @@ def _sign_in(uow, ident: ProviderIdentity, *, ip, user_agent) -> dict[str, Any]:
                                       email_verified=verified, display_name=ident.name)
         directory.insert_user(db, uow, user, now=now,
                               extra_handles=[("social", f"{ident.provider}:{ident.subject}")])
-        uow.create(iref, _identity_doc(ident, user["id"], now))
+        uow.create(iref, identity_doc(ident, user["id"], now))
         uow.emit("user.created", tenant=user["id"],
                  data={"object": {"id": user["id"], "object": "user"},
                        "method": f"social:{ident.provider}"})
@@ -537,10 +506,10 @@ def _sign_in(uow, ident: ProviderIdentity, *, ip, user_agent) -> dict[str, Any]:
 def link_identity(uow, user_id: str, ident: ProviderIdentity) -> dict[str, Any]:
     db, now = uow.db, uow.now
     handle = directory.handle_ref(db, "social", f"{ident.provider}:{ident.subject}")
-    iref = _identity_ref(db, ident.provider, ident.subject)
+    iref = identity_ref(db, ident.provider, ident.subject)
     snaps = uow.get_all([handle, iref])
     held = snaps[handle.path]
-    mine = _user_identities(uow, user_id)
+    mine = user_identities(uow, user_id)
     if held.exists:
         if held.get("user_id") != user_id:
             raise Conflict(f"This {PROVIDERS[ident.provider].display_name} account is linked "
@@ -551,36 +520,11 @@ def link_identity(uow, user_id: str, ident: ProviderIdentity) -> dict[str, Any]:
                        "unlink it first.", code="provider_already_linked")
     if len(mine) >= MAX_IDENTITIES_PER_USER:
         raise Conflict("Too many linked identities.", code="too_many_identities")
-    doc = _identity_doc(ident, user_id, now)
+    doc = identity_doc(ident, user_id, now)
     directory.claim_handle(db, uow, "social", f"{ident.provider}:{ident.subject}", user_id, now)
     uow.create(iref, doc)
     uow.emit("user.identity.linked", tenant=user_id, data={"object": identity_resource(doc)})
     return identity_resource(doc)
-
-
-def list_identities(deps, user_id: str) -> dict[str, Any]:
-    docs = sorted((s.to_dict() for s in _identities_query(deps.db, user_id).stream()),
-                  key=lambda d: d["created_at"])
-    return {"object": "list", "data": [identity_resource(d) for d in docs], "has_more": False,
-            "url": "/v1/me/identities"}
-
-
-# --- ways in -----------------------------------------------------------------------------------
-
-def ways_in(uow, user_id: str) -> dict[str, int]:
-    """Count the user's sign-in methods (reads in ``uow``): password (``user_credentials``,
-    written by ``shared.identity.users.accounts``), verified phone, social identities, wallets."""
-    uref = directory.user_ref(uow.db, user_id)
-    cref = uow.db.collection(CREDENTIALS).document(user_id)
-    snaps = uow.get_all([uref, cref])
-    user = snaps[uref.path].to_dict() if snaps[uref.path].exists else {}
-    cred = snaps[cref.path].to_dict() if snaps[cref.path].exists else {}
-    wallets = uow.query(uow.db.collection(WALLETS)
-                        .where(filter=firestore.FieldFilter("user_id", "==", user_id)).limit(5))
-    return {"password": int(bool(cred.get("password_hash"))),
-            "phone": int(bool(user.get("phone") and user.get("phone_verified"))),
-            "identities": len(_user_identities(uow, user_id)),
-            "wallets": len(wallets)}
 
 
 def unlink_identity(uow, user_id: str, provider: str) -> None:
@@ -588,7 +532,7 @@ def unlink_identity(uow, user_id: str, provider: str) -> None:
         raise NotFound(f"Unknown sign-in provider '{provider}'.", code="provider_unknown",
                        param="provider")
     counts = ways_in(uow, user_id)
-    mine = _user_identities(uow, user_id)
+    mine = user_identities(uow, user_id)
     doc = next((d for d in mine if d["provider"] == provider), None)
     if doc is None:
         raise NotFound(f"No {PROVIDERS[provider].display_name} account is linked.",
@@ -598,5 +542,5 @@ def unlink_identity(uow, user_id: str, provider: str) -> None:
         raise Conflict("This is your only way to sign in. Add a password, a phone number or "
                        "another sign-in method first.", code="last_sign_in_method")
     directory.release_handle(uow.db, uow, "social", f"{doc['provider']}:{doc['subject']}")
-    uow.delete(_identity_ref(uow.db, doc["provider"], doc["subject"]))
+    uow.delete(identity_ref(uow.db, doc["provider"], doc["subject"]))
     uow.emit("user.identity.unlinked", tenant=user_id, data={"object": identity_resource(doc)})

@@ -25,6 +25,7 @@ import hashlib
 from typing import Any
 
 from shared.identity.users import directory, login_guard, passwords
+from shared.identity.users.credentials import credentials_ref
 from shared.identity.opaque import new_token, token_hash
 from shared.identity.config import identity_settings
 from shared.identity.users.email import (lockout_message, queue_email, reset_message,
@@ -37,16 +38,11 @@ from shared.platform.errors import (AuthenticationError, Conflict, InvalidReques
 from shared.platform.ids import derived_id, new_id
 from shared.platform.ratelimit import Limit, enforce
 
-CREDENTIALS = "user_credentials"
 EMAIL_TOKENS = "email_tokens"
 VERIFY, RESET = "verify_email", "reset_password"
 _TOKEN_PREFIX = {VERIFY: "vfy_", RESET: "pwr_"}
 # Per-identifier limits (the per-IP ones are on the routes); see ADR 0010.
 VERIFY_SEND_PER_USER = Limit("auth.verify_send.user", 5, 3600)
-
-
-def credentials_ref(db, user_id: str):
-    return db.collection(CREDENTIALS).document(user_id)
 
 
 def invalid_login() -> AuthenticationError:

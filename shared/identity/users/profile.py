@@ -2,7 +2,8 @@
 
 Wallet links (``user_wallets`` docs ``{user_id, address, chain_id, did, created_at}``) and DIDs
 (``user_dids`` docs ``{user_id, did, created_at}``) are written by the wallet-linking flows;
-this module only reads them, by ``user_id``.
+this module only reads them, by ``user_id``, through their owners (``web3.wallet_links``,
+``web3.did``).
 Cost of ``GET /v1/me``: 3 reads (user doc, wallets query, DIDs query).
 """
 from __future__ import annotations
@@ -10,15 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from google.cloud import firestore
-
 from shared.identity.users import directory
+from shared.identity.web3 import did, wallet_links
 from shared.platform.clock import rfc3339
 from shared.platform.errors import Conflict, NotFound
-
-WALLETS = "user_wallets"
-DIDS = "user_dids"
-
 
 def _ts(value) -> str | None:
     if isinstance(value, dt.datetime):
@@ -43,10 +39,14 @@ def to_resource(user: dict[str, Any], *, wallets: list[dict] | None = None,
     }
 
 
-def _by_user(db, collection: str, user_id: str) -> list[dict]:
-    q = db.collection(collection).where(filter=firestore.FieldFilter("user_id", "==", user_id))
-    docs = [s.to_dict() for s in q.limit(100).stream()]
+def _by_user(query) -> list[dict]:
+    docs = [s.to_dict() for s in query.limit(100).stream()]
     return sorted(docs, key=lambda d: str(d.get("created_at") or ""))
+
+
+def _links(db, user_id: str) -> dict[str, list[dict]]:
+    return {"wallets": _by_user(wallet_links.wallets_query(db, user_id)),
+            "dids": _by_user(did.dids_query(db, user_id))}
 
 
 def get_profile(deps, user_id: str) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def get_profile(deps, user_id: str) -> dict[str, Any]:
     user = directory.get_user(db, user_id)
     if user is None:
         raise NotFound("No such user.", code="resource_missing")
-    return to_resource(user, wallets=_by_user(db, WALLETS, user_id), dids=_by_user(db, DIDS, user_id))
+    return to_resource(user, **_links(db, user_id))
 
 
 def update_profile(uow, user_id: str, *, display_name: str | None = None,
@@ -89,5 +89,4 @@ def update_profile(uow, user_id: str, *, display_name: str | None = None,
         update["updated_at"] = now
         uow.update(uref, update)
     user = {**user, **update}
-    return to_resource(user, wallets=_by_user(db, WALLETS, user_id),
-                       dids=_by_user(db, DIDS, user_id))
+    return to_resource(user, **_links(db, user_id))

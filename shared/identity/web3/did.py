@@ -37,12 +37,12 @@ from eth_utils import to_checksum_address
 from google.cloud import firestore
 
 from shared.identity.users import directory
+from shared.identity.web3 import wallet_links
 from shared.platform.clock import rfc3339
 from shared.platform.errors import Conflict, InvalidRequest, NotFound
 from shared.platform.ids import derived_id
 
 DIDS = "user_dids"
-WALLETS = "user_wallets"
 CHALLENGES = "did_challenges"
 MAX_DID_LENGTH = 512
 CHALLENGE_TTL_SECONDS = 600
@@ -310,6 +310,27 @@ def _did_ref(db, did: str):
     return db.collection(DIDS).document(derived_id("did", did))
 
 
+def dids_query(db, user_id: str):
+    """The user's registered DIDs (callers add their own ``limit``)."""
+    return db.collection(DIDS).where(filter=firestore.FieldFilter("user_id", "==", user_id))
+
+
+def user_dids(uow, user_id: str) -> list:
+    """The user's registered DIDs, read in ``uow`` (snapshots)."""
+    return uow.query(dids_query(uow.db, user_id).limit(100))
+
+
+def drop_wallet_dids(uow, dids, address: str) -> None:
+    """Unlinking a wallet takes its did:pkh DIDs (of any chain) with it, in ``uow``;
+    ``dids`` are the user's DID snapshots read earlier in the unit (``user_dids``)."""
+    suffix = ":" + address.lower()
+    for snap in dids:
+        did = snap.get("did") or ""
+        if did.startswith("did:pkh:eip155:") and did.lower().endswith(suffix):
+            directory.release_handle(uow.db, uow, "did", did)
+            uow.delete(snap.reference)
+
+
 def register_did(uow, *, user_id: str, did: str, challenge_id: str | None = None,
                  signature: str | None = None) -> tuple[dict[str, Any], bool]:
     """Link a DID the user controls to their verified phone number; (resource, created)."""
@@ -332,14 +353,12 @@ def register_did(uow, *, user_id: str, did: str, challenge_id: str | None = None
     ref = _did_ref(db, parsed.did)
     handle = directory.handle_ref(db, "did", parsed.did)
     uref = directory.user_ref(db, user_id)
-    wref = (db.collection(WALLETS).document(derived_id("wal", parsed.address.lower()))
-            if parsed.method == "pkh" else None)
+    wref = wallet_links.wallet_ref(db, parsed.address) if parsed.method == "pkh" else None
     snaps = uow.get_all([r for r in (uref, handle, cref, wref, ref) if r is not None])
     usnap, held = snaps[uref.path], snaps[handle.path]
     challenge = snaps[cref.path] if cref is not None else None
     wallet = snaps[wref.path].to_dict() if wref is not None and snaps[wref.path].exists else None
-    mine = uow.query(db.collection(DIDS).where(filter=firestore.FieldFilter("user_id", "==", user_id))
-                     .limit(MAX_DIDS_PER_USER))
+    mine = uow.query(dids_query(db, user_id).limit(MAX_DIDS_PER_USER))
     if not usnap.exists:
         raise NotFound("No such user.")
     user = usnap.to_dict()
@@ -389,11 +408,9 @@ def register_did(uow, *, user_id: str, did: str, challenge_id: str | None = None
 def list_dids(deps, user_id: str) -> dict[str, Any]:
     """Registered DIDs plus the did:pkh each linked wallet yields (``source: "wallet"``)."""
     db = deps.db
-    registered = [s.to_dict() for s in db.collection(DIDS).where(
-        filter=firestore.FieldFilter("user_id", "==", user_id)).limit(MAX_DIDS_PER_USER).stream()]
+    registered = [s.to_dict() for s in dids_query(db, user_id).limit(MAX_DIDS_PER_USER).stream()]
     seen = {d["did"] for d in registered}
-    wallets = [s.to_dict() for s in db.collection(WALLETS).where(
-        filter=firestore.FieldFilter("user_id", "==", user_id)).limit(50).stream()]
+    wallets = [s.to_dict() for s in wallet_links.wallets_query(db, user_id).limit(50).stream()]
     derived = [{"id": w["id"], "did": w["did"], "method": "pkh", "phone": None, "source": "wallet",
                 "created_at": w["created_at"]} for w in wallets if w.get("did") and w["did"] not in seen]
     docs = sorted(registered + derived, key=lambda d: d["created_at"])

@@ -24,20 +24,21 @@ import string
 from typing import Any
 
 from eth_utils import is_hex_address, to_checksum_address
-from google.cloud import firestore
 
+from shared.identity.sessions.signin import finish_sign_in, is_challenge
 from shared.identity.users import directory
+from shared.identity.users.ways_in import ways_in
+from shared.identity.web3 import did
 from shared.identity.web3.siwe import (SiweMessage, SiweParseError, SiweSettings, decode_signature,
-                                  parse_message, siwe_settings, verify_signature)
+                                       parse_message, siwe_settings, verify_signature)
+from shared.identity.web3.wallet_links import (pkh_did, wallet_ref, wallet_resource,  # noqa: F401
+                                               wallets_query)
 from shared.platform.clock import rfc3339
 from shared.platform.errors import (AuthenticationError, Conflict, InvalidRequest, NotFound,
                                     PermissionDenied)
-from shared.platform.ids import derived_id
 from shared.platform.uow import run_unit
 
 NONCES = "siwe_nonces"
-WALLETS = "user_wallets"
-DIDS = "user_dids"
 NONCE_LENGTH = 20
 _ALPHANUM = string.ascii_letters + string.digits
 MAX_WALLETS_PER_USER = 20
@@ -45,20 +46,6 @@ MAX_WALLETS_PER_USER = 20
 
 def new_nonce() -> str:
     return "".join(secrets.choice(_ALPHANUM) for _ in range(NONCE_LENGTH))
-
-
-def pkh_did(chain_id: int, address: str) -> str:
-    return f"did:pkh:eip155:{chain_id}:{to_checksum_address(address)}"
-
-
-def wallet_resource(doc: dict[str, Any]) -> dict[str, Any]:
-    return {"id": doc["id"], "object": "wallet_link", "address": doc["address"],
-            "chain_id": doc["chain_id"], "did": doc["did"], "kind": doc["kind"],
-            "created": rfc3339(doc["created_at"])}
-
-
-def _wallet_ref(db, address: str):
-    return db.collection(WALLETS).document(derived_id("wal", address.lower()))
 
 
 def create_nonce(uow, *, user_id: str | None, purpose: str = "link") -> dict[str, Any]:
@@ -155,7 +142,7 @@ def link_wallet(uow, *, user_id: str, message: str, signature: str) -> tuple[dic
     db, now = uow.db, uow.now
     address = msg.address
     handle = directory.handle_ref(db, "wallet", address)
-    ref = _wallet_ref(db, address)
+    ref = wallet_ref(db, address)
     snaps = uow.get_all([handle, ref])
     held = snaps[handle.path]
     if held.exists:
@@ -163,8 +150,7 @@ def link_wallet(uow, *, user_id: str, message: str, signature: str) -> tuple[dic
             raise Conflict("This wallet is linked to another account.",
                            code="wallet_linked_elsewhere", param="message")
         return wallet_resource(snaps[ref.path].to_dict()), False
-    count = len(uow.query(db.collection(WALLETS).where(
-        filter=firestore.FieldFilter("user_id", "==", user_id)).limit(MAX_WALLETS_PER_USER)))
+    count = len(uow.query(wallets_query(db, user_id).limit(MAX_WALLETS_PER_USER)))
     if count >= MAX_WALLETS_PER_USER:
         raise Conflict("Too many linked wallets.", code="too_many_wallets")
     doc = {"id": ref.id, "user_id": user_id, "address": address, "chain_id": msg.chain_id,
@@ -176,7 +162,7 @@ def link_wallet(uow, *, user_id: str, message: str, signature: str) -> tuple[dic
 
 
 def list_wallets(deps, user_id: str) -> dict[str, Any]:
-    q = deps.db.collection(WALLETS).where(filter=firestore.FieldFilter("user_id", "==", user_id))
+    q = wallets_query(deps.db, user_id)
     docs = sorted((s.to_dict() for s in q.limit(MAX_WALLETS_PER_USER).stream()),
                   key=lambda d: d["created_at"])
     return {"object": "list", "data": [wallet_resource(d) for d in docs], "has_more": False,
@@ -192,29 +178,21 @@ def normalise_address(address: str, param: str = "address") -> str:
 def unlink_wallet(uow, *, user_id: str, address: str) -> None:
     """Unlink (any letter case accepted); its did:pkh DIDs go with it. Refuses (409) to remove
     the user's last way in."""
-    from shared.identity.social.oauth import ways_in
-
     address = normalise_address(address)
     db = uow.db
-    ref = _wallet_ref(db, address)
+    ref = wallet_ref(db, address)
     snap = uow.get(ref)
     if not snap.exists or snap.get("user_id") != user_id:
         raise NotFound(f"No linked wallet {address}.", param="address")
     counts = ways_in(uow, user_id)
-    dids = uow.query(db.collection(DIDS).where(filter=firestore.FieldFilter("user_id", "==", user_id))
-                     .limit(100))
+    dids = did.user_dids(uow, user_id)
     if counts["password"] + counts["phone"] + counts["identities"] + counts["wallets"] - 1 <= 0:
         raise Conflict("This wallet is your only way to sign in. Add another method first.",
                        code="last_sign_in_method")
     doc = snap.to_dict()
     directory.release_handle(db, uow, "wallet", address)
     uow.delete(ref)
-    suffix = ":" + address.lower()
-    for d in dids:
-        did = d.get("did") or ""
-        if did.startswith("did:pkh:eip155:") and did.lower().endswith(suffix):
-            directory.release_handle(db, uow, "did", did)
-            uow.delete(d.reference)
+    did.drop_wallet_dids(uow, dids, address)
     uow.emit("user.wallet.unlinked", tenant=user_id, data={"object": wallet_resource(doc)})
 
 
@@ -222,8 +200,6 @@ def sign_in_with_wallet(uow, *, message: str, signature: str, ip: str | None,
                         user_agent: str | None) -> dict[str, Any]:
     """SIWE sign-in for a wallet already linked to an account (no sign-up by wallet): tokens,
     or an MFA challenge when the account has a second factor on."""
-    from shared.identity.sessions.signin import finish_sign_in, is_challenge
-
     deps = uow.deps
     cfg = siwe_settings(deps)
     sig = decode_signature(signature)
