@@ -25,7 +25,8 @@ def run(env: BenchEnv) -> list[dict]:
     from shared.identity.users import passwords
     from shared.identity.config import IdentitySettings, identity_settings
     from shared.identity.sessions.sessions import start_session
-    from shared.identity.sessions.tokens import decode_access_token, verify_access_token
+    from shared.identity.sessions.authn import verify_access_token
+    from shared.identity.sessions.tokens import decode_access_token
 
     n_login, n_verify = (12, 300) if env.quick else (120, 5000)
     run_id = uuid.uuid4().hex[:6]

@@ -11,16 +11,28 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel
 
 from shared.notify.settings import notify_settings
-from shared.platform import secrets_at_rest
+from shared.platform import catalog, secrets_at_rest
 from shared.platform.ids import new_id
 
 COLLECTION = "outbound_messages"
 EVENT_QUEUED = "outbound_message.queued"
 TENANT = "platform"
 CHANNELS = ("email", "sms", "push")
+
+
+class QueuedMessage(BaseModel):
+    """``data`` of outbound_message.queued: the id only (the content is sealed at rest)."""
+    message_id: str
+    channel: Literal["email", "sms", "push"]
+
+
+catalog.declare(EVENT_QUEUED, QueuedMessage, public=False,
+                description="A message was queued; notify sends it after commit.")
 
 
 def content_context(message_id: str) -> str:

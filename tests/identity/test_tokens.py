@@ -14,7 +14,8 @@ import pytest
 from shared.identity.sessions import keys as keys_mod
 from shared.identity.sessions.keys import KeyConfigError, KeySet, generate_key, load_keyset, rotate
 from shared.identity.sessions.sessions import start_session
-from shared.identity.sessions.tokens import InvalidToken, issue_access_token, verify_access_token
+from shared.identity.sessions.authn import verify_access_token
+from shared.identity.sessions.tokens import InvalidToken, issue_access_token
 from shared.platform.clock import FrozenClock
 from tests.identity.helpers import assert_error
 

@@ -1,4 +1,5 @@
-"""One-time codes sent by SMS, and phone sign-in / sign-up with them.
+"""One-time codes sent by SMS (phone sign-in ``factors.phone_signin``, adding a phone
+``users.user_phone``, the SMS second factor ``factors.sms``).
 
 A code is 6 digits from ``secrets.randbelow``. Only ``HMAC-SHA256(key = salt || pepper,
 msg = purpose ":" phone ":" code)`` is stored, with a fresh 16-byte salt per code (``pepper`` is
@@ -33,10 +34,8 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.identity.users import directory
 from shared.identity.factors.phone import PhoneNumber, mask, parse_phone
 from shared.identity.ports_sms import sms_settings
-from shared.platform.clock import rfc3339
 from shared.platform.errors import InvalidRequest, RateLimited
 from shared.platform.logs import get_logger
 from shared.platform.ratelimit import Limit, enforce
@@ -46,7 +45,6 @@ COLLECTION = "phone_otps"
 SETTINGS_KEY = "identity.otp_settings"
 CODE_DIGITS = 6
 CODE_RE = re.compile(r"^\d{6}$")
-PURPOSES = ("signin",)
 
 
 class OtpSettings(BaseSettings):
@@ -74,7 +72,7 @@ def otp_settings(deps) -> OtpSettings:
     return deps.get(SETTINGS_KEY, OtpSettings)
 
 
-def _doc_ref(db, purpose: str, e164: str):
+def code_ref(db, purpose: str, e164: str):
     return db.collection(COLLECTION).document(hashlib.sha256(f"{purpose}:{e164}".encode()).hexdigest())
 
 
@@ -123,7 +121,7 @@ def issue_code(uow, number: PhoneNumber, purpose: str, *, user_id: str | None = 
     binds the code to a signed-in user (adding a phone, the SMS second factor)."""
     deps, now = uow.deps, uow.now
     s = otp_settings(deps)
-    ref = _doc_ref(uow.db, purpose, number.e164)
+    ref = code_ref(uow.db, purpose, number.e164)
     resend = dt.timedelta(seconds=s.resend_interval_seconds)
     current = uow.get(ref)
     if current.exists and current.get("sent_at") and now < current.get("sent_at") + resend:
@@ -149,22 +147,6 @@ def queue_sms(uow, number: PhoneNumber, body: str, *, user_id: str | None = None
     provider outage delays it, retried with back-off, and never fails the request."""
     from shared.notify import queue_sms as notify_queue_sms
     notify_queue_sms(uow, to=number.e164, text=body, kind="otp", user_id=user_id)
-
-
-def start_verification(uow, *, phone: str, purpose: str, ip: str) -> dict[str, Any]:
-    """Send a fresh code to ``phone``. The answer never says whether an account exists."""
-    if purpose not in PURPOSES:
-        raise InvalidRequest(f"purpose must be one of {', '.join(PURPOSES)}.", param="purpose")
-    deps = uow.deps
-    s = otp_settings(deps)
-    enforce(uow.db, Limit("auth.otp.start.ip", s.ip_starts_per_hour, 3600), ip, uow.now)
-    number = parse_phone(phone)
-    expires_at = issue_code(uow, number, purpose)
-    return {"object": "phone_verification", "purpose": purpose, "phone": number.e164,
-            "country_code": number.country_code, "region": number.region,
-            "carrier": number.carrier.name if number.carrier else None,
-            "expires_in": s.ttl_seconds, "expires_at": rfc3339(expires_at),
-            "resend_after": s.resend_interval_seconds}
 
 
 # --- checking ---------------------------------------------------------------------------------
@@ -221,13 +203,13 @@ def _raise_failure(outcome: str, remaining: int) -> None:
     raise InvalidRequest(message, code=code, param="code")
 
 
-def _verification_limit(deps, ip: str) -> None:
+def verification_limit(deps, ip: str) -> None:
     s = otp_settings(deps)
     enforce(deps.db, Limit("auth.otp.verify.ip", s.ip_verifications_per_window,
                            s.ip_verification_window_seconds), ip, deps.clock.now())
 
 
-def _checked_input(phone: str, code: str) -> PhoneNumber:
+def checked_input(phone: str, code: str) -> PhoneNumber:
     number = parse_phone(phone)
     if not isinstance(code, str) or not CODE_RE.match(code):
         raise InvalidRequest("The code is 6 digits.", code="parameter_invalid", param="code")
@@ -239,53 +221,11 @@ def verify_code(uow, *, phone: str, code: str, purpose: str, ip: str | None,
     """Check and consume a code in ``uow`` (for flows that do their own thing after: adding a
     phone to an account, the SMS second factor). A code bound to another user is "missing"."""
     if ip:
-        _verification_limit(uow.deps, ip)
-    number = _checked_input(phone, code)
-    ref = _doc_ref(uow.db, purpose, number.e164)
+        verification_limit(uow.deps, ip)
+    number = checked_input(phone, code)
+    ref = code_ref(uow.db, purpose, number.e164)
     snap = uow.get(ref)
     if snap.exists and snap.get("user_id") != user_id:
         _raise_failure("missing", 0)
     judge_code(uow, ref, snap, code=code, number=number, purpose=purpose)
     return number
-
-
-# --- phone sign-in / sign-up -----------------------------------------------------------------
-
-def sign_in_with_code(uow, *, phone: str, code: str, ip: str,
-                      user_agent: str | None) -> dict[str, Any]:
-    """Consume the code and, in the same commit, find or create the phone's user; then tokens,
-    or an MFA challenge when the account has a second factor on.
-
-    Returns the token pair plus ``user_id`` and ``new_user`` (or the ``mfa_challenge``).
-    """
-    from shared.identity.sessions.signin import finish_sign_in, is_challenge
-
-    _verification_limit(uow.deps, ip)
-    number = _checked_input(phone, code)
-    db, now = uow.db, uow.now
-    purpose = "signin"
-    ref = _doc_ref(db, purpose, number.e164)
-    handle = directory.handle_ref(db, "phone", number.e164)
-    snaps = uow.get_all([handle, ref])
-    held = snaps[handle.path]
-    judge_code(uow, ref, snaps[ref.path], code=code, number=number, purpose=purpose)
-    created = False
-    if held.exists:
-        usnap = uow.get(directory.user_ref(db, held.get("user_id")))
-        user = usnap.to_dict() if usnap.exists else None
-        if user is None:
-            raise InvalidRequest("This code is not valid. Request a new one.", code="otp_invalid",
-                                 param="code")
-        if not user.get("phone_verified"):
-            uow.update(directory.user_ref(db, user["id"]), {"phone_verified": True})
-    else:
-        user = directory.new_user_doc(now=now, phone=number.e164, phone_verified=True)
-        directory.insert_user(db, uow, user, now=now)
-        uow.emit("user.created", tenant=user["id"],
-                 data={"object": {"id": user["id"], "object": "user"}, "method": "phone",
-                       "carrier": number.carrier.key if number.carrier else None})
-        created = True
-    answer = finish_sign_in(uow, user, amr=["sms"], ip=ip, user_agent=user_agent)
-    if is_challenge(answer):  # a second factor is on: no tokens yet
-        return answer
-    return {**answer, "user_id": user["id"], "new_user": created}

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from shared.identity import limits
-from shared.identity.factors import mfa, sms as mfa_sms
+from shared.identity.factors import challenges, mfa, sms
 from shared.identity.http.api import accounts_api, auth_api
 from shared.identity.models import CodeRequest, MfaVerifyRequest
 from shared.identity.sessions.tokens import no_store
@@ -18,7 +18,7 @@ from shared.platform.router import PUBLIC, Context
 def verify(ctx: Context):
     """Complete a login's ``mfa_challenge`` with a TOTP or backup code: returns the tokens."""
     b = ctx.body
-    return no_store(mfa.verify_challenge(ctx.uow, challenge_id=b.challenge_id, code=b.code,
+    return no_store(challenges.verify_challenge(ctx.uow, challenge_id=b.challenge_id, code=b.code,
                                          method=b.method, ip=ctx.ip,
                                          user_agent=ctx.request.headers.get("User-Agent")))
 
@@ -72,25 +72,25 @@ class ChallengeRequest(RequestModel):
                rate_limits=[(limits.MFA_SMS_IP, "ip")])
 def send_sms_code(ctx: Context):
     """Text the sign-in challenge's code to the account's verified phone (SMS factor)."""
-    return mfa_sms.send_challenge_code(ctx.uow, ctx.body.challenge_id)
+    return challenges.send_sms_code(ctx.uow, ctx.body.challenge_id)
 
 
 @accounts_api.post("/mfa/sms", auth=("user",), status=202, idempotent=False,
                    rate_limits=[(limits.MFA_MANAGE, "principal")])
 def begin_sms(ctx: Context):
     """Text a code to the verified phone: confirm it to turn SMS on (or to turn it off)."""
-    return mfa_sms.begin(ctx.uow, ctx.principal.id)
+    return sms.begin(ctx.uow, ctx.principal.id)
 
 
 @accounts_api.post("/mfa/sms/confirm", body=CodeRequest, auth=("user",), idempotent=False,
                    rate_limits=[(limits.MFA_MANAGE, "principal")])
 def confirm_sms(ctx: Context):
     """Turn the SMS second factor on with the texted code."""
-    return mfa_sms.confirm(ctx.uow, ctx.principal.id, ctx.body.code)
+    return sms.confirm(ctx.uow, ctx.principal.id, ctx.body.code)
 
 
 @accounts_api.post("/mfa/sms/disable", body=CodeRequest, auth=("user",), idempotent=False,
                    rate_limits=[(limits.MFA_MANAGE, "principal")])
 def disable_sms(ctx: Context):
     """Turn the SMS second factor off with a texted code (POST /v1/me/mfa/sms first)."""
-    return mfa_sms.disable(ctx.uow, ctx.principal.id, ctx.body.code)
+    return sms.disable(ctx.uow, ctx.principal.id, ctx.body.code)

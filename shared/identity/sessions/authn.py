@@ -12,13 +12,26 @@ Anything else is not ours (returns None) so the platform's own service credentia
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 from shared.identity.apikeys.service import authenticate_api_key, looks_like_api_key
-from shared.identity.sessions.tokens import principal_scopes, verify_access_token
+from shared.identity.sessions.sessions import session_is_active
+from shared.identity.sessions.tokens import decode_access_token, principal_scopes, reject
 from shared.platform.auth import Principal
 from shared.platform.config import Settings
 from shared.platform.deps import get_deps
+
+
+def verify_access_token(deps, token: str, *, check_session: bool = True) -> dict[str, Any]:
+    """Verify an access token and return its claims; raises ``InvalidToken`` (401).
+
+    With ``check_session`` (the default) the session must still be active: a revoked session
+    (logout, revocation, refresh-token reuse, password reset) invalidates its access tokens.
+    """
+    claims = decode_access_token(deps, token)
+    if check_session and not session_is_active(deps, claims["sid"], claims["sub"]):
+        raise reject("session not active", sid=claims["sid"])
+    return claims
 
 
 def _looks_like_jwt(token: str) -> bool:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from shared.identity.factors.challenges import create_challenge
+from shared.identity.sessions.sessions import open_session
 from shared.platform.errors import PermissionDenied
 
 
@@ -19,10 +21,8 @@ def finish_sign_in(uow, user: dict[str, Any], *, amr: Iterable[str], ip: str | N
     if user.get("status", "active") != "active":
         raise PermissionDenied("This account is disabled.", code="account_disabled")
     if user.get("mfa_enabled"):
-        from shared.identity.factors.mfa import create_challenge
         return create_challenge(uow, user_id=user["id"], amr=list(amr), ip=ip,
                                 user_agent=user_agent)
-    from shared.identity.sessions.sessions import open_session
     return open_session(uow, user_id=user["id"], amr=amr, ip=ip, user_agent=user_agent)
 
 

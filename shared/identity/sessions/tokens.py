@@ -14,7 +14,8 @@ Verification is strict and explicit:
 * signature, ``iss`` and ``aud`` are checked by PyJWT with ``algorithms=[key.alg]``;
 * ``exp``/``nbf``/``iat`` are checked here against ``deps.clock`` (tests freeze time), with
   ``clock_skew_seconds`` of leeway;
-* then the session named by ``sid`` must still be active (``shared.identity.sessions.sessions``).
+* then the session named by ``sid`` must still be active: ``sessions.authn.verify_access_token``
+  adds that check (this module knows nothing of sessions).
 Every failure is the same 401 ``invalid_token`` to the caller; the reason goes to the log.
 """
 from __future__ import annotations
@@ -66,7 +67,8 @@ def issue_access_token(deps, *, user_id: str, session_id: str, scopes: Iterable[
                       headers={"kid": key.kid, "typ": "at+jwt"})
 
 
-def _reject(reason: str, **fields) -> InvalidToken:
+def reject(reason: str, **fields) -> InvalidToken:
+    """The one 401 every failure gets; the reason goes to the log only."""
     log(_log, logging.INFO, "access token rejected", reason=reason, **fields)
     return InvalidToken("The access token is invalid or expired.")
 
@@ -78,15 +80,15 @@ def decode_access_token(deps, token: str) -> dict[str, Any]:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
-        raise _reject("malformed") from None
+        raise reject("malformed") from None
     kid, alg = header.get("kid"), header.get("alg")
     if not isinstance(kid, str) or not isinstance(alg, str):
-        raise _reject("missing kid or alg")
+        raise reject("missing kid or alg")
     key = get_keyset(deps).verification_key(kid, now)
     if key is None:
-        raise _reject("unknown kid", kid=kid[:40])
+        raise reject("unknown kid", kid=kid[:40])
     if alg != key.alg:  # per-kid allow-list: exactly one algorithm
-        raise _reject("algorithm not allowed for kid", alg=alg[:20], kid=kid)
+        raise reject("algorithm not allowed for kid", alg=alg[:20], kid=kid)
     try:
         claims = jwt.decode(
             token, key.public_key, algorithms=[key.alg], audience=settings.audience,
@@ -95,33 +97,19 @@ def decode_access_token(deps, token: str) -> dict[str, Any]:
                      "verify_iat": False, "verify_signature": True, "verify_aud": True,
                      "verify_iss": True})
     except jwt.PyJWTError as exc:
-        raise _reject(type(exc).__name__) from None
+        raise reject(type(exc).__name__) from None
     t = now.timestamp()
     skew = settings.clock_skew_seconds
     try:
         exp, nbf, iat = float(claims["exp"]), float(claims["nbf"]), float(claims["iat"])
     except (TypeError, ValueError):
-        raise _reject("non-numeric time claim") from None
+        raise reject("non-numeric time claim") from None
     if exp <= t - skew:
-        raise _reject("expired")
+        raise reject("expired")
     if nbf > t + skew or iat > t + skew:
-        raise _reject("not yet valid")
+        raise reject("not yet valid")
     if not all(isinstance(claims[c], str) and claims[c] for c in ("sub", "sid", "scope", "jti")):
-        raise _reject("malformed claims")
-    return claims
-
-
-def verify_access_token(deps, token: str, *, check_session: bool = True) -> dict[str, Any]:
-    """Verify an access token and return its claims; raises ``InvalidToken`` (401).
-
-    With ``check_session`` (the default) the session must still be active: a revoked session
-    (logout, revocation, refresh-token reuse, password reset) invalidates its access tokens.
-    """
-    claims = decode_access_token(deps, token)
-    if check_session:
-        from shared.identity.sessions.sessions import session_is_active
-        if not session_is_active(deps, claims["sid"], claims["sub"]):
-            raise _reject("session not active", sid=claims["sid"])
+        raise reject("malformed claims")
     return claims
 
 
