@@ -279,3 +279,42 @@ def test_probe_and_event_tenant_isolation(api, deps, function_client):
     assert [e["type"] for e in bob_events] == ["user.created"]
     assert not {e["id"] for e in alice_events} & {e["id"] for e in bob_events}
     assert events.get(f"/v1/events/{alice_events[0]['id']}", headers=bob).status_code == 404
+
+
+@pytest.mark.parametrize("crash_at", ["before_commit", "after_commit"])
+def test_a_crash_at_any_point_loses_nothing_and_doubles_nothing(api, deps, service_headers,
+                                                                events_sub, monkeypatch, crash_at):
+    """The instance dies either just before the commit or just after it (before the events
+    leave). The client retries with the same key: one probe, one answer, one event."""
+    from shared.platform import uow as uow_mod
+
+    class Died(Exception):
+        pass
+
+    real_commit, real_publish = uow_mod.UnitOfWork.commit, uow_mod.UnitOfWork.publish
+
+    def commit(self):
+        if crash_at == "before_commit":
+            raise Died()
+        return real_commit(self)
+
+    def publish(self):
+        raise Died()
+    monkeypatch.setattr(uow_mod.UnitOfWork, "commit", commit)
+    if crash_at == "after_commit":
+        monkeypatch.setattr(uow_mod.UnitOfWork, "publish", publish)
+    died = create(api, service_headers, {"delay_seconds": 600}, key="key-crash-point")
+    assert died.status_code == 500 and err(died)["type"] == "api_error"
+    monkeypatch.setattr(uow_mod.UnitOfWork, "commit", real_commit)
+    monkeypatch.setattr(uow_mod.UnitOfWork, "publish", real_publish)
+
+    retry = create(api, service_headers, {"delay_seconds": 600}, key="key-crash-point")
+    assert retry.status_code == 201
+    assert (retry.headers.get("Idempotent-Replayed") == "true") is (crash_at == "after_commit")
+    probes = api.get("/v1/platform/probes", headers=service_headers).get_json()["data"]
+    assert [p["id"] for p in probes] == [retry.get_json()["id"]]
+    from shared.platform.outbox import sweep
+    sweep(deps.db, deps.publisher, deps.tasks, now=deps.clock.now(), min_age_seconds=0)
+    events = [e for m in pull(events_sub, 1) for e in json.loads(m.message.data)["events"]]
+    events += [e for m in pull(events_sub, 1, attempts=1) for e in json.loads(m.message.data)["events"]]
+    assert [e["data"]["object"]["id"] for e in events] == [retry.get_json()["id"]]

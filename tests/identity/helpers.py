@@ -1,9 +1,13 @@
-"""Helpers shared by the identity tests."""
+"""Helpers and constants shared by the identity tests (fixtures are in conftest.py)."""
 from __future__ import annotations
 
 import re
 
 TOKEN_RE = re.compile(r"((?:vfy|pwr)_[A-Za-z0-9_-]{43})(?![A-Za-z0-9_-])")
+CODE_RE = re.compile(r"\b(\d{6})\b")
+PASSWORD = "correct horse battery staple"
+SIWE_DOMAIN = "app.payloom.test"
+ANVIL_CHAIN_ID = 31337
 
 
 def token_from(message: dict) -> str:
@@ -12,11 +16,11 @@ def token_from(message: dict) -> str:
     return match.group(1)
 
 
-PASSWORD = "correct horse battery staple"
 _ip_counter = [0]
 
 
 def fresh_ip() -> str:
+    """A client IP no other test of this session used (per-instance rate limits outlive a test)."""
     _ip_counter[0] += 1
     n = _ip_counter[0]
     return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"

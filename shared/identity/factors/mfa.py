@@ -29,8 +29,7 @@ import qrcode
 
 from shared.identity.users import directory
 from shared.identity.config import identity_settings
-from shared.platform.errors import AuthenticationError, Conflict, InvalidRequest, Unprocessable
-from shared.platform.ids import new_id
+from shared.platform.errors import Conflict, InvalidRequest, Unprocessable
 from shared.platform.secrets_at_rest import context as sealed_context, envelope
 
 MFA = "user_mfa"

@@ -4,11 +4,12 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.identity import limits
-from shared.identity.social import identities, oauth as social
 from shared.identity.http.api import accounts_api, auth_api
+from shared.identity.sessions.tokens import no_store
+from shared.identity.social import oauth as social
+from shared.identity.social.identities import list_identities
 from shared.platform import auth as auth_mod
 from shared.platform.errors import AuthenticationError, PermissionDenied
-from shared.identity.sessions.tokens import no_store
 from shared.platform.models import RequestModel
 from shared.platform.ratelimit import Limit
 from shared.platform.router import PUBLIC, Context
@@ -83,7 +84,7 @@ def oauth_callback_post(ctx: Context, provider: str):
 @accounts_api.get("/identities", auth=("user",), rate_limits=[(limits.ME_READ, "principal")])
 def identities(ctx: Context):
     """The social identities linked to this account."""
-    return identities.list_identities(ctx.deps, ctx.principal.id)
+    return list_identities(ctx.deps, ctx.principal.id)
 
 
 @accounts_api.delete("/identities/{provider}", auth=("user",),

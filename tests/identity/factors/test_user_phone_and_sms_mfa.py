@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from shared.platform.clock import FrozenClock
-from tests.identity_ext.conftest import assert_error, fresh_ip
+from tests.identity.helpers import assert_error, fresh_ip
 from tests.support.identity import DEFAULT_PASSWORD, auth_headers, create_user_with_token
 
 

@@ -9,9 +9,9 @@ import pyotp
 from eth_account import Account
 
 from shared.platform.clock import FrozenClock
-from tests.identity_ext.conftest import assert_error, fresh_ip
-from tests.identity_ext.test_social import _user, authorize, callback, consent, oauth  # noqa: F401
-from tests.identity_ext.test_wallets import link, message_for, nonce_for, sign
+from tests.identity.helpers import assert_error, fresh_ip
+from tests.identity.social.test_social import _user, authorize, callback, consent, oauth  # noqa: F401
+from tests.identity.web3.test_wallets import link, message_for, nonce_for, sign
 
 T0 = dt.datetime(2026, 7, 1, 9, 0, 0, tzinfo=dt.timezone.utc)
 

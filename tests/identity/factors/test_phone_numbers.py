@@ -8,7 +8,7 @@ import pytest
 from shared.identity.factors import phone as phone_mod
 from shared.identity.factors.phone import parse_phone
 from shared.platform.errors import InvalidRequest
-from tests.identity_ext.conftest import assert_error, fresh_ip
+from tests.identity.helpers import assert_error, fresh_ip
 
 CARRIER_CASES = {
     "Smart": ["+85510234567", "015 234 567", "016234567", "+855 69 234 567", "070234567",

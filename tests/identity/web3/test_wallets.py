@@ -12,7 +12,7 @@ from shared.adapters.evm import EvmClient
 from shared.identity.web3.contracts.build import load_artifact
 from shared.identity.web3.siwe import SiweMessage, SiweSettings, eip191_hash
 from shared.platform.clock import FrozenClock, rfc3339
-from tests.identity_ext.conftest import ANVIL_CHAIN_ID, SIWE_DOMAIN, assert_error, fresh_ip
+from tests.identity.helpers import ANVIL_CHAIN_ID, SIWE_DOMAIN, assert_error, fresh_ip
 from tests.support.identity import auth_headers, create_user_with_token
 
 

@@ -11,7 +11,7 @@ import requests
 from shared.identity.factors import otp
 from shared.identity.factors.otp import OtpSettings
 from shared.platform.clock import FrozenClock
-from tests.identity_ext.conftest import CODE_RE, assert_error, fresh_ip
+from tests.identity.helpers import CODE_RE, assert_error, fresh_ip
 from tests.support.identity import deliver_outbound
 
 

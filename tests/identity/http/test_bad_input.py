@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.identity_ext.conftest import fresh_ip
+from tests.identity.helpers import fresh_ip
 from tests.support.identity import auth_headers, create_user_with_token
 
 JUNK_BODIES = [
@@ -74,7 +74,7 @@ def test_ids_from_bodies_never_reach_firestore_unchecked(deps, auth, me):
 
 
 def test_a_slash_in_an_email_or_a_huge_siwe_nonce_is_not_a_500(deps, auth):
-    from tests.identity_ext.test_wallets import message_for
+    from tests.identity.web3.test_wallets import message_for
     # '/' is legal in an email's local part; the handle id must not become a path
     r = auth.post("/v1/auth/register", json={"email": "a/b@example.com", "username": "slashy",
                                              "password": "correct horse battery"},

@@ -16,7 +16,7 @@ from shared.identity.web3 import did as did_mod
 from shared.identity.web3.did import DidError, parse_did
 from shared.identity.web3.siwe import SiweMessage
 from shared.platform.clock import rfc3339
-from tests.identity_ext.conftest import SIWE_DOMAIN, assert_error
+from tests.identity.helpers import SIWE_DOMAIN, assert_error
 from tests.support.identity import auth_headers, create_user_with_token
 
 # From the did:key method spec (Ed25519) and the did:pkh method spec (eip155, bip122).

@@ -7,7 +7,7 @@ import pytest
 
 from shared.identity import config as identity_config
 from shared.identity.users import passwords
-from shared.identity.users.accounts import credentials_ref
+from shared.identity.users.credentials import credentials_ref
 from shared.identity.config import IdentitySettings
 from shared.platform.clock import FrozenClock
 from tests.identity.helpers import PASSWORD, assert_error, events_of, fresh_ip, token_from

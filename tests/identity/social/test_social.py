@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from shared.identity.social import oauth as social
 from shared.identity.social.config import OAuthSettings
 from shared.platform.clock import FrozenClock
-from tests.identity_ext.conftest import assert_error, fresh_ip
+from tests.identity.helpers import assert_error, fresh_ip
 from tests.support.identity import auth_headers, create_user_with_token
 
 PROVIDERS = ("google", "apple", "linkedin", "github")
