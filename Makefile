@@ -30,7 +30,7 @@ test: deps
 	@bash infra/checkov.sh
 
 test-unit: $(STAMP)
-	@$(PY) -m pytest -q -m "unit and not e2e" -p no:randomly
+	@$(PY) -m pytest -q -m "unit and not e2e"
 
 test-fast: deps
 	@$(PY) -m pytest -q -m "not e2e" -x
