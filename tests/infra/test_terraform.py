@@ -410,7 +410,7 @@ def test_firestore_indexes():
     shapes = {
         (i["collectionGroup"], tuple((f["fieldPath"], f["order"]) for f in i["fields"])) for i in indexes
     }
-    assert ("events", (("published", "ASCENDING"), ("created_at", "ASCENDING"))) in shapes
+    assert ("outbox", (("published", "ASCENDING"), ("created_at", "ASCENDING"))) in shapes  # sweeper
     assert ("events", (("tenant", "ASCENDING"), ("created_at", "DESCENDING"))) in shapes
     assert ("events", (("tenant", "ASCENDING"), ("type", "ASCENDING"), ("created_at", "DESCENDING"))) in shapes
 

@@ -27,6 +27,7 @@ from google.cloud import firestore
 from shared.identity.config import identity_settings
 from shared.identity.opaque import token_hash
 from shared.identity.apikeys.scopes import invalid_scopes
+from shared.identity.resources import API_KEY_CREATED, API_KEY_REVOKED
 from shared.platform.auth import Principal
 from shared.platform.clock import rfc3339
 from shared.platform.errors import AuthenticationError, InvalidRequest, NotFound
@@ -109,7 +110,7 @@ def create_api_key(uow, *, owner_id: str, name: str | None, scopes: Iterable[str
     doc, secret = _new_doc(owner_id=owner_id, name=name, scopes=scopes, livemode=livemode, now=now,
                            expires_at=expires_at)
     uow.create(uow.db.collection(COLLECTION).document(doc["id"]), doc)
-    uow.emit("api_key.created", tenant=owner_id, livemode=livemode,
+    uow.emit(API_KEY_CREATED.name, tenant=owner_id, livemode=livemode,
              data={"object": _event_object(doc, now)})
     return to_resource(doc, now, secret)
 
@@ -141,7 +142,7 @@ def revoke_api_key(uow, *, owner_id: str, key_id: str) -> dict[str, Any]:
         return to_resource(doc, now)
     doc = {**doc, "status": "revoked", "revoked_at": now}
     uow.update(ref, {"status": "revoked", "revoked_at": now})
-    uow.emit("api_key.revoked", tenant=owner_id, livemode=bool(doc.get("livemode")),
+    uow.emit(API_KEY_REVOKED.name, tenant=owner_id, livemode=bool(doc.get("livemode")),
              data={"object": _event_object(doc, now)})
     return to_resource(doc, now)
 
@@ -164,11 +165,11 @@ def roll_api_key(uow, *, owner_id: str, key_id: str, expires_in_seconds: int = 0
                            expires_at=old.get("expires_at"), rolled_from=key_id)
     uow.create(db.collection(COLLECTION).document(new["id"]), new)
     mode = bool(old.get("livemode"))
-    uow.emit("api_key.created", tenant=owner_id, livemode=mode,
+    uow.emit(API_KEY_CREATED.name, tenant=owner_id, livemode=mode,
              data={"object": _event_object(new, now)})
     if expires_in_seconds == 0:
         update = {"status": "revoked", "revoked_at": now, "rolled_to": new["id"]}
-        uow.emit("api_key.revoked", tenant=owner_id, livemode=mode,
+        uow.emit(API_KEY_REVOKED.name, tenant=owner_id, livemode=mode,
                  data={"object": _event_object({**old, **update}, now)})
     else:
         grace_end = now + dt.timedelta(seconds=expires_in_seconds)

@@ -14,6 +14,7 @@ from shared.identity.factors import otp
 from shared.identity.factors.phone import parse_phone
 from shared.identity.sessions.signin import finish_sign_in, is_challenge
 from shared.identity.users import directory
+from shared.identity.resources import USER_CREATED
 from shared.platform.clock import rfc3339
 from shared.platform.errors import InvalidRequest
 from shared.platform.ratelimit import Limit, enforce
@@ -65,7 +66,7 @@ def sign_in_with_code(uow, *, phone: str, code: str, ip: str,
     else:
         user = directory.new_user_doc(now=now, phone=number.e164, phone_verified=True)
         directory.insert_user(db, uow, user, now=now)
-        uow.emit("user.created", tenant=user["id"],
+        uow.emit(USER_CREATED.name, tenant=user["id"],
                  data={"object": {"id": user["id"], "object": "user"}, "method": "phone",
                        "carrier": number.carrier.key if number.carrier else None})
         created = True

@@ -42,6 +42,7 @@ from google.cloud import firestore
 from shared.identity.config import identity_settings
 from shared.identity.opaque import new_token, token_hash
 from shared.identity.sessions.tokens import issue_access_token
+from shared.identity.resources import SESSION_REVOKED
 from shared.platform.clock import rfc3339
 from shared.platform.errors import AuthenticationError, NotFound
 from shared.platform.ids import new_id
@@ -229,7 +230,7 @@ def _revoke_in_unit(uow, sref, session: dict[str, Any], reason: str) -> dict[str
     now = uow.now
     uow.update(sref, {"status": "revoked", "revoked_at": now, "revoked_reason": reason})
     revoked = {**session, "status": "revoked", "revoked_at": now, "revoked_reason": reason}
-    uow.emit("session.revoked", tenant=session["user_id"],
+    uow.emit(SESSION_REVOKED.name, tenant=session["user_id"],
              data={"object": to_resource(revoked), "reason": reason})
     return revoked
 

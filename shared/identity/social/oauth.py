@@ -42,6 +42,7 @@ from shared.identity.social.identities import (MAX_IDENTITIES_PER_USER, identity
                                                identity_ref, identity_resource, user_identities)
 from shared.identity.users import directory
 from shared.identity.users.ways_in import ways_in
+from shared.identity.resources import IDENTITY_LINKED, IDENTITY_UNLINKED, USER_CREATED
 from shared.platform.clock import rfc3339
 from shared.platform.errors import (AuthenticationError, Conflict, InvalidRequest, NotFound,
                                     ServiceUnavailable)
@@ -493,7 +494,7 @@ def _sign_in(uow, ident: ProviderIdentity, *, ip, user_agent) -> dict[str, Any]:
         directory.insert_user(db, uow, user, now=now,
                               extra_handles=[("social", f"{ident.provider}:{ident.subject}")])
         uow.create(iref, identity_doc(ident, user["id"], now))
-        uow.emit("user.created", tenant=user["id"],
+        uow.emit(USER_CREATED.name, tenant=user["id"],
                  data={"object": {"id": user["id"], "object": "user"},
                        "method": f"social:{ident.provider}"})
         created = True
@@ -523,7 +524,7 @@ def link_identity(uow, user_id: str, ident: ProviderIdentity) -> dict[str, Any]:
     doc = identity_doc(ident, user_id, now)
     directory.claim_handle(db, uow, "social", f"{ident.provider}:{ident.subject}", user_id, now)
     uow.create(iref, doc)
-    uow.emit("user.identity.linked", tenant=user_id, data={"object": identity_resource(doc)})
+    uow.emit(IDENTITY_LINKED.name, tenant=user_id, data={"object": identity_resource(doc)})
     return identity_resource(doc)
 
 
@@ -543,4 +544,4 @@ def unlink_identity(uow, user_id: str, provider: str) -> None:
                        "another sign-in method first.", code="last_sign_in_method")
     directory.release_handle(uow.db, uow, "social", f"{doc['provider']}:{doc['subject']}")
     uow.delete(identity_ref(uow.db, doc["provider"], doc["subject"]))
-    uow.emit("user.identity.unlinked", tenant=user_id, data={"object": identity_resource(doc)})
+    uow.emit(IDENTITY_UNLINKED.name, tenant=user_id, data={"object": identity_resource(doc)})

@@ -33,6 +33,8 @@ from shared.identity.users.email import (lockout_message, queue_email, reset_mes
 from shared.identity.users.profile import to_resource as user_resource
 from shared.identity.sessions.sessions import forget_session, revoke_sessions_in_unit
 from shared.identity.sessions.signin import finish_sign_in
+from shared.identity.resources import (PASSWORD_RESET_REQUESTED, USER_CREATED,
+                                       USER_EMAIL_VERIFIED)
 from shared.platform.errors import (AuthenticationError, Conflict, InvalidRequest, PermissionDenied,
                                     RateLimited, Unprocessable)
 from shared.platform.ids import derived_id, new_id
@@ -90,7 +92,7 @@ def register_user(uow, *, email: str, password: str, username: str,
     uow.create(uref, user)
     uow.create(cref, {"user_id": user_id, "password_hash": pw_hash,
                       "password_changed_at": now, "created_at": now})
-    uow.emit("user.created", tenant=user_id, data={"object": user_resource(user)})
+    uow.emit(USER_CREATED.name, tenant=user_id, data={"object": user_resource(user)})
     _queue_token_email(uow, user, VERIFY)
     return user_resource(user)
 
@@ -198,7 +200,7 @@ def _token_snap_ref(db, token: str, purpose: str):
 
 
 def resend_verification(uow, user_id: str) -> dict[str, Any]:
-    deps, db = uow.deps, uow.db
+    db = uow.db
     user = directory.get_user(db, user_id)
     if not user or not user.get("email"):
         raise Unprocessable("This account has no email address.", code="no_email")
@@ -224,7 +226,7 @@ def verify_email(uow, token: str) -> dict[str, Any]:
         return user_resource(user)
     user = {**user, "email_verified": True, "email_verified_at": now}
     uow.update(uref, {"email_verified": True, "email_verified_at": now})
-    uow.emit("user.email_verified", tenant=user["id"],
+    uow.emit(USER_EMAIL_VERIFIED.name, tenant=user["id"],
              data={"object": user_resource(user), "email": user["email"]})
     return user_resource(user)
 
@@ -264,7 +266,7 @@ def forgot_password(uow, email: str) -> dict[str, Any]:
     if send:
         _queue_token_email(uow, user, RESET)
     # One event on both paths, so the after-commit publish costs the same (it names no account).
-    uow.emit("password_reset.requested", tenant=user["id"] if send else "platform",
+    uow.emit(PASSWORD_RESET_REQUESTED.name, tenant=user["id"] if send else "platform",
              data={"object": {"object": "password_reset_request"}})
     return {"object": "password_reset_request", "email": email,
             "message": "If an account exists for this email, a reset link is on its way."}

@@ -17,6 +17,7 @@ from shared.identity.factors import otp
 from shared.identity.users import directory
 from shared.identity.factors.phone import parse_phone
 from shared.identity.users.profile import to_resource as user_resource
+from shared.identity.resources import USER_PHONE_VERIFIED
 from shared.platform.clock import rfc3339
 from shared.platform.errors import Conflict, NotFound
 
@@ -55,6 +56,6 @@ def verify(uow, *, user_id: str, phone: str, code: str, ip: str | None) -> dict[
         directory.claim_handle(db, uow, "phone", number.e164, user_id, now)
     user = {**user, "phone": number.e164, "phone_verified": True, "phone_verified_at": now}
     uow.update(uref, {"phone": number.e164, "phone_verified": True, "phone_verified_at": now})
-    uow.emit("user.phone_verified", tenant=user_id,
+    uow.emit(USER_PHONE_VERIFIED.name, tenant=user_id,
              data={"object": user_resource(user), "phone": number.e164})
     return user_resource(user)

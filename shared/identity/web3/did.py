@@ -38,6 +38,7 @@ from google.cloud import firestore
 
 from shared.identity.users import directory
 from shared.identity.web3 import wallet_links
+from shared.identity.resources import DID_LINKED, DID_UNLINKED
 from shared.platform.clock import rfc3339
 from shared.platform.errors import Conflict, InvalidRequest, NotFound
 from shared.platform.ids import derived_id
@@ -401,7 +402,7 @@ def register_did(uow, *, user_id: str, did: str, challenge_id: str | None = None
            "phone": user["phone"], "source": "registered", "created_at": now}
     directory.claim_handle(db, uow, "did", parsed.did, user_id, now)
     uow.create(ref, doc)
-    uow.emit("user.did.linked", tenant=user_id, data={"object": did_resource(doc)})
+    uow.emit(DID_LINKED.name, tenant=user_id, data={"object": did_resource(doc)})
     return did_resource(doc), True
 
 
@@ -430,4 +431,4 @@ def unlink_did(uow, *, user_id: str, did: str) -> None:
     doc = snap.to_dict()
     directory.release_handle(uow.db, uow, "did", parsed.did)
     uow.delete(ref)
-    uow.emit("user.did.unlinked", tenant=user_id, data={"object": did_resource(doc)})
+    uow.emit(DID_UNLINKED.name, tenant=user_id, data={"object": did_resource(doc)})

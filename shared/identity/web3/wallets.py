@@ -33,6 +33,7 @@ from shared.identity.web3.siwe import (SiweMessage, SiweParseError, SiweSettings
                                        parse_message, siwe_settings, verify_signature)
 from shared.identity.web3.wallet_links import (pkh_did, wallet_ref, wallet_resource,  # noqa: F401
                                                wallets_query)
+from shared.identity.resources import WALLET_LINKED, WALLET_UNLINKED
 from shared.platform.clock import rfc3339
 from shared.platform.errors import (AuthenticationError, Conflict, InvalidRequest, NotFound,
                                     PermissionDenied)
@@ -157,7 +158,7 @@ def link_wallet(uow, *, user_id: str, message: str, signature: str) -> tuple[dic
            "did": pkh_did(msg.chain_id, address), "kind": kind, "created_at": now}
     directory.claim_handle(db, uow, "wallet", address, user_id, now)
     uow.create(ref, doc)
-    uow.emit("user.wallet.linked", tenant=user_id, data={"object": wallet_resource(doc)})
+    uow.emit(WALLET_LINKED.name, tenant=user_id, data={"object": wallet_resource(doc)})
     return wallet_resource(doc), True
 
 
@@ -193,7 +194,7 @@ def unlink_wallet(uow, *, user_id: str, address: str) -> None:
     directory.release_handle(db, uow, "wallet", address)
     uow.delete(ref)
     did.drop_wallet_dids(uow, dids, address)
-    uow.emit("user.wallet.unlinked", tenant=user_id, data={"object": wallet_resource(doc)})
+    uow.emit(WALLET_UNLINKED.name, tenant=user_id, data={"object": wallet_resource(doc)})
 
 
 def sign_in_with_wallet(uow, *, message: str, signature: str, ip: str | None,
