@@ -32,7 +32,7 @@ class EventType:
 
 
 CATALOG: dict[str, EventType] = {}
-REQUIRE_DECLARED = False  # switched on once every capability declares its types
+REQUIRE_DECLARED = True  # an undeclared event type is a bug (checked in tests)
 
 
 class UndeclaredEvent(Exception):

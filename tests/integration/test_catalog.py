@@ -31,3 +31,9 @@ def test_a_type_cannot_be_declared_twice_with_different_payloads():
         x: int
     with pytest.raises(ValueError):
         catalog.declare("probe.created", Other)
+
+
+def test_an_undeclared_type_is_refused(deps):
+    uow = UnitOfWork(deps)
+    with pytest.raises(catalog.UndeclaredEvent):
+        uow.emit("nobody.declared.this", tenant="t", data={})

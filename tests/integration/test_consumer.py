@@ -3,6 +3,7 @@
 import pytest
 from google.cloud import firestore
 
+import tests.support.declared_test_events  # noqa: F401  (the test event types)
 from shared.platform.consumer import EventConsumer
 from shared.platform.outbox import Event
 

@@ -5,6 +5,7 @@ import json
 import pytest
 from google.cloud import pubsub_v1
 
+import tests.support.declared_test_events  # noqa: F401  (the test event types)
 from shared.platform.errors import RateLimited
 from shared.platform.errors import InvalidRequest
 from shared.platform.outbox import OUTBOX, sweep
