@@ -67,7 +67,7 @@ def run(env: BenchEnv) -> list[dict]:
     # --- access-token verification in-process --------------------------------------------------
     pair = start_session(deps, user_id=f"usr_bench{run_id}000000000000", amr=["pwd"], ip=None,
                          user_agent="bench")
-    token = pair["access_token"]
+    token = pair.access_token
     sig = measure("verify access token: signature + claims only", lambda i: decode_access_token(deps, token),
                   n=n_verify, warmup=10)
     cached = measure(f"verify access token + session check (cache {settings.session_cache_seconds}s)",

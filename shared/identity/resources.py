@@ -7,12 +7,33 @@ identity emit is left undeclared. Event data never holds secrets or hashes (ADR 
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic.json_schema import SkipJsonSchema
 
 from shared.platform.catalog import ObjectPayload, declare
 from shared.platform.models import ResourceModel
+
+
+def _sparse_schema(schema: dict, cls) -> None:
+    for name in cls.SPARSE:  # absent when unset: no "default": null in the schema either
+        schema.get("properties", {}).get(name, {}).pop("default", None)
+
+
+class SparseModel(ResourceModel):
+    """A response whose ``SPARSE`` fields are left out when unset (absent, not ``null``), as
+    the API has always answered them (``chain_ids``, a JWK's ``y``, a session's ``current``).
+    Declare those fields ``X | SkipJsonSchema[None] = None`` so the schema says "optional"."""
+    model_config = ConfigDict(extra="ignore", json_schema_extra=_sparse_schema)
+    SPARSE: ClassVar[frozenset[str]] = frozenset()
+
+    @model_serializer(mode="wrap")
+    def _leave_out_unset(self, handler):
+        data = handler(self)
+        if self.SPARSE and isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None or k not in self.SPARSE}
+        return data
 
 
 class LinkedWallet(ResourceModel):
@@ -47,7 +68,8 @@ class User(ResourceModel):
     created: str | None = None
 
 
-class Session(ResourceModel):
+class Session(SparseModel):
+    SPARSE = frozenset({"current"})
     id: str
     object: Literal["session"] = "session"
     user_id: str
@@ -60,7 +82,8 @@ class Session(ResourceModel):
     expires: str | None = None
     revoked: str | None = None
     revoked_reason: str | None = None
-    current: bool | None = None
+    current: bool | SkipJsonSchema[None] = Field(
+        None, description="On /v1/me/sessions: whether this is the caller's session.")
 
 
 class ApiKey(ResourceModel):
@@ -77,6 +100,14 @@ class ApiKey(ResourceModel):
     revoked: str | None = None
     rolled_from: str | None = None
     rolled_to: str | None = None
+
+
+class ApiKeyWithSecret(ApiKey):
+    """An API key as created or rolled: the only answer that shows its secret."""
+    SHOWN_ONCE: ClassVar[tuple[str, ...]] = ("secret",)  # the route's secret_fields
+    secret: str | None = Field(..., description="Shown once. Never stored: null when an "
+                                                "Idempotency-Key replays this answer.")
+
 
 
 class WalletLink(ResourceModel):

@@ -350,11 +350,11 @@ def test_totp_seeds_are_sealed_and_legacy_plaintext_still_verifies(deps, kms):
     directory.user_ref(db, "usr_totp").set({"id": "usr_totp", "email": "t@example.com"})
     enrol = run_unit(deps, lambda uow: mfa.begin_totp(uow, "usr_totp"))
     stored = db.collection("user_mfa").document("usr_totp").get().to_dict()
-    assert sar.is_sealed(stored["pending_secret"]) and enrol["secret"] not in json.dumps(stored, default=str)
-    run_unit(deps, lambda uow: mfa.confirm_totp(uow, "usr_totp", pyotp.TOTP(enrol["secret"]).now()))
+    assert sar.is_sealed(stored["pending_secret"]) and enrol.secret not in json.dumps(stored, default=str)
+    run_unit(deps, lambda uow: mfa.confirm_totp(uow, "usr_totp", pyotp.TOTP(enrol.secret).now()))
     stored = db.collection("user_mfa").document("usr_totp").get().to_dict()
     assert sar.is_sealed(stored["totp_secret"]) and stored["pending_secret"] is None
-    assert enrol["secret"] not in json.dumps(stored, default=str)
+    assert enrol.secret not in json.dumps(stored, default=str)
     # the sealed seed copied onto another user's record does not verify there
     directory.user_ref(db, "usr_copy").set({"id": "usr_copy"})
     db.collection("user_mfa").document("usr_copy").set({"user_id": "usr_copy",
@@ -368,7 +368,7 @@ def test_totp_seeds_are_sealed_and_legacy_plaintext_still_verifies(deps, kms):
     db.collection("user_mfa").document("usr_old").set({"user_id": "usr_old", "totp_secret": legacy,
                                                         "backup_codes": []})
     out = run_unit(deps, lambda uow: mfa.regenerate_backup_codes(uow, "usr_old", pyotp.TOTP(legacy).now()))
-    assert out["totp_enabled"] is True
+    assert out.totp_enabled is True
     report = sar.rewrap_collection(db, sar.envelope(deps), "user_mfa")
     assert report.migrated == 1
     sealed = db.collection("user_mfa").document("usr_old").get().to_dict()["totp_secret"]

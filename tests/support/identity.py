@@ -40,9 +40,9 @@ def create_user_with_token(deps, username: str | None = None, password: str = DE
                                                              username=username))
     pair = run_unit(deps, lambda uow: accounts.login(uow, username=username, password=password,
                                                      ip="127.0.0.1", user_agent="pytest"))
-    if pair.get("object") == "mfa_challenge":  # pragma: no cover - new users have no MFA
+    if not hasattr(pair, "access_token"):  # pragma: no cover - new users have no MFA
         raise RuntimeError("a fresh user got an MFA challenge")
-    return user["id"], pair["access_token"]
+    return user.id, pair.access_token
 
 
 def auth_headers(token: str, **extra: str) -> dict[str, str]:

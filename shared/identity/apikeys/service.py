@@ -27,13 +27,13 @@ from google.cloud import firestore
 from shared.identity.config import identity_settings
 from shared.identity.opaque import token_hash
 from shared.identity.apikeys.scopes import invalid_scopes
-from shared.identity.resources import API_KEY_CREATED, API_KEY_REVOKED
+from shared.identity.resources import API_KEY_CREATED, API_KEY_REVOKED, ApiKey, ApiKeyWithSecret
 from shared.platform.auth import Principal
 from shared.platform.clock import rfc3339
 from shared.platform.errors import AuthenticationError, InvalidRequest, NotFound
 from shared.platform.ids import new_id
 from shared.platform.logs import get_logger, log
-from shared.platform.pagination import ListQuery, paginate
+from shared.platform.pagination import ListQuery, ListResponse, paginate
 
 COLLECTION = "api_keys"
 _ALPHABET = string.ascii_letters + string.digits
@@ -62,20 +62,23 @@ def _status(doc: dict[str, Any], now: dt.datetime) -> str:
     return "active"
 
 
-def to_resource(doc: dict[str, Any], now: dt.datetime, secret: str | None = None) -> dict[str, Any]:
+def to_resource(doc: dict[str, Any], now: dt.datetime) -> ApiKey:
     ts = lambda k: rfc3339(doc[k]) if doc.get(k) else None  # noqa: E731
-    out = {"id": doc["id"], "object": "api_key", "name": doc.get("name"), "prefix": doc["prefix"],
-           "scopes": list(doc.get("scopes") or []), "livemode": bool(doc.get("livemode")),
-           "status": _status(doc, now), "created": ts("created_at"), "last_used": ts("last_used_at"),
-           "expires_at": ts("expires_at"), "revoked": ts("revoked_at"),
-           "rolled_from": doc.get("rolled_from"), "rolled_to": doc.get("rolled_to")}
-    if secret is not None:
-        out["secret"] = secret  # only in the creation/roll response, never stored or logged
-    return out
+    return ApiKey(id=doc["id"], name=doc.get("name"), prefix=doc["prefix"],
+                  scopes=list(doc.get("scopes") or []), livemode=bool(doc.get("livemode")),
+                  status=_status(doc, now), created=ts("created_at"),
+                  last_used=ts("last_used_at"), expires_at=ts("expires_at"),
+                  revoked=ts("revoked_at"), rolled_from=doc.get("rolled_from"),
+                  rolled_to=doc.get("rolled_to"))
+
+
+def with_secret(doc: dict[str, Any], now: dt.datetime, secret: str) -> ApiKeyWithSecret:
+    """The creation/roll answer: the only place the secret appears (never stored or logged)."""
+    return ApiKeyWithSecret(**dict(to_resource(doc, now)), secret=secret)
 
 
 def _event_object(doc: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
-    return to_resource(doc, now)  # no secret, no hash
+    return to_resource(doc, now).model_dump(mode="json")  # no secret, no hash
 
 
 def _validate_scopes(scopes: Iterable[str]) -> list[str]:
@@ -101,7 +104,7 @@ def _new_doc(*, owner_id: str, name: str | None, scopes: list[str], livemode: bo
 
 
 def create_api_key(uow, *, owner_id: str, name: str | None, scopes: Iterable[str],
-                   livemode: bool = False, expires_in_seconds: int | None = None) -> dict[str, Any]:
+                   livemode: bool = False, expires_in_seconds: int | None = None) -> ApiKeyWithSecret:
     """A new key; the response is the only place its secret ever appears (the route declares
     ``secret`` a secret field: never stored under an Idempotency-Key, never replayed)."""
     now = uow.now
@@ -112,7 +115,7 @@ def create_api_key(uow, *, owner_id: str, name: str | None, scopes: Iterable[str
     uow.create(uow.db.collection(COLLECTION).document(doc["id"]), doc)
     uow.emit(API_KEY_CREATED.name, tenant=owner_id, livemode=livemode,
              data={"object": _event_object(doc, now)})
-    return to_resource(doc, now, secret)
+    return with_secret(doc, now, secret)
 
 
 def _owned(snap, owner_id: str, key_id: str) -> dict[str, Any]:
@@ -121,20 +124,21 @@ def _owned(snap, owner_id: str, key_id: str) -> dict[str, Any]:
     return snap.to_dict()
 
 
-def get_api_key(deps, *, owner_id: str, key_id: str) -> dict[str, Any]:
+def get_api_key(deps, *, owner_id: str, key_id: str) -> ApiKey:
     snap = deps.db.collection(COLLECTION).document(key_id).get()
     return to_resource(_owned(snap, owner_id, key_id), deps.clock.now())
 
 
-def list_api_keys(deps, *, owner_id: str, params: ListQuery) -> dict[str, Any]:
+def list_api_keys(deps, *, owner_id: str, params: ListQuery) -> ListResponse[ApiKey]:
     """The owner's keys, newest first (index: owner_id, created_at desc)."""
     col, now = deps.db.collection(COLLECTION), deps.clock.now()
     q = col.where(filter=firestore.FieldFilter("owner_id", "==", owner_id))
-    return paginate(q, col, params, url="/v1/me/api_keys", to_resource=lambda d: to_resource(d, now),
+    page = paginate(q, col, params, url="/v1/me/api_keys", to_resource=lambda d: to_resource(d, now),
                     belongs=lambda d: d.get("owner_id") == owner_id)
+    return ListResponse[ApiKey](data=page.data, has_more=page.has_more, url=page.url)
 
 
-def revoke_api_key(uow, *, owner_id: str, key_id: str) -> dict[str, Any]:
+def revoke_api_key(uow, *, owner_id: str, key_id: str) -> ApiKey:
     now = uow.now
     ref = uow.db.collection(COLLECTION).document(key_id)
     doc = _owned(uow.get(ref), owner_id, key_id)
@@ -147,7 +151,7 @@ def revoke_api_key(uow, *, owner_id: str, key_id: str) -> dict[str, Any]:
     return to_resource(doc, now)
 
 
-def roll_api_key(uow, *, owner_id: str, key_id: str, expires_in_seconds: int = 0) -> dict[str, Any]:
+def roll_api_key(uow, *, owner_id: str, key_id: str, expires_in_seconds: int = 0) -> ApiKeyWithSecret:
     """Replace a key by a new secret; the old one works ``expires_in_seconds`` more."""
     settings = identity_settings(uow.deps)
     db, now = uow.db, uow.now
@@ -176,7 +180,7 @@ def roll_api_key(uow, *, owner_id: str, key_id: str, expires_in_seconds: int = 0
         expires = min(grace_end, old["expires_at"]) if old.get("expires_at") else grace_end
         update = {"expires_at": expires, "rolled_to": new["id"]}
     uow.update(ref, update)
-    return to_resource(new, now, secret)
+    return with_secret(new, now, secret)
 
 
 def _invalid_key(message: str = "Invalid API key provided.") -> AuthenticationError:

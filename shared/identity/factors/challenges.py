@@ -9,11 +9,10 @@ the session in the same commit.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-
 from shared.identity.config import identity_settings
 from shared.identity.factors import mfa, sms
 from shared.identity.factors.phone import mask
+from shared.identity.responses import MfaChallenge, MfaSmsSent, TokenPair
 from shared.identity.sessions.sessions import open_session
 from shared.platform.errors import AuthenticationError, Unprocessable
 from shared.platform.ids import new_id
@@ -26,7 +25,7 @@ def challenge_ref(db, challenge_id: str):
 
 
 def create_challenge(uow, *, user_id: str, amr: list[str], ip: str | None,
-                     user_agent: str | None) -> dict[str, Any]:
+                     user_agent: str | None) -> MfaChallenge:
     """A pending second-factor challenge (a blind create in ``uow``); no tokens yet."""
     settings = identity_settings(uow.deps)
     now = uow.now
@@ -38,8 +37,8 @@ def create_challenge(uow, *, user_id: str, amr: list[str], ip: str | None,
         "id": challenge_id, "user_id": user_id, "amr": amr, "ip": ip,
         "user_agent": (user_agent or "")[:512] or None, "status": "pending", "attempts": 0,
         "created_at": now, "expires_at": expires})
-    return {"object": "mfa_challenge", "challenge_id": challenge_id,
-            "methods": methods, "expires_in": settings.mfa_challenge_ttl_seconds}
+    return MfaChallenge(challenge_id=challenge_id, methods=methods,
+                        expires_in=settings.mfa_challenge_ttl_seconds)
 
 
 def _challenge_failed() -> AuthenticationError:
@@ -52,7 +51,7 @@ def _challenge_invalid() -> AuthenticationError:
 
 
 def verify_challenge(uow, *, challenge_id: str, code: str, method: str | None = None,
-                     ip: str | None = None, user_agent: str | None = None) -> dict[str, Any]:
+                     ip: str | None = None, user_agent: str | None = None) -> TokenPair:
     """Complete an MFA challenge with a TOTP or backup code; returns the token pair.
 
     A wrong code still commits (the attempt counts): ``keep_writes_on_error``.
@@ -97,7 +96,7 @@ def verify_challenge(uow, *, challenge_id: str, code: str, method: str | None = 
                         user_agent=user_agent or challenge.get("user_agent"))
 
 
-def send_sms_code(uow, challenge_id: str) -> dict[str, Any]:
+def send_sms_code(uow, challenge_id: str) -> MfaSmsSent:
     """Text a code for a pending sign-in challenge whose user has SMS on."""
     csnap = uow.get(challenge_ref(uow.db, challenge_id))
     challenge = csnap.to_dict() if csnap.exists else {}
@@ -108,5 +107,5 @@ def send_sms_code(uow, challenge_id: str) -> dict[str, Any]:
         raise Unprocessable("SMS is not a second factor of this account.",
                             code="mfa_method_unavailable")
     phone = sms.send_code(uow, user_id)
-    return {"object": "mfa_sms_sent", "challenge_id": challenge_id, "phone": mask(phone),
-            "expires_in": sms.code_ttl_seconds(uow.deps)}
+    return MfaSmsSent(challenge_id=challenge_id, phone=mask(phone),
+                      expires_in=sms.code_ttl_seconds(uow.deps))

@@ -29,6 +29,7 @@ import qrcode
 
 from shared.identity.users import directory
 from shared.identity.config import identity_settings
+from shared.identity.responses import MfaBackupCodes, MfaStatus, TotpEnrollment
 from shared.platform.errors import Conflict, InvalidRequest, Unprocessable
 from shared.platform.secrets_at_rest import context as sealed_context, envelope
 
@@ -135,15 +136,23 @@ def mfa_ref(db, user_id: str):
     return db.collection(MFA).document(user_id)
 
 
-def status(deps, user_id: str) -> dict[str, Any]:
+def status(deps, user_id: str) -> MfaStatus:
     snap = mfa_ref(deps.db, user_id).get()
-    doc = snap.to_dict() if snap.exists else {}
+    return status_of(snap.to_dict() if snap.exists else {})
+
+
+def status_of(doc: dict[str, Any], *, phone: str | None = None) -> MfaStatus:
+    """The status every MFA route answers, from the ``user_mfa`` doc as it is after the
+    request (``phone``: the masked number of the SMS factor, when it was just turned on)."""
     enabled = bool(doc.get("totp_secret"))
     remaining = sum(1 for c in doc.get("backup_codes") or [] if c.get("used_at") is None)
-    return {"object": "mfa_status", "totp_enabled": enabled,
-            "sms_enabled": bool(doc.get("sms_enabled")),
-            "backup_codes_remaining": remaining if enabled else 0,
-            "methods": methods(doc)}
+    return MfaStatus(totp_enabled=enabled, sms_enabled=bool(doc.get("sms_enabled")),
+                     backup_codes_remaining=remaining if enabled else 0,
+                     methods=methods(doc), phone=phone)
+
+
+def _with_backup_codes(doc: dict[str, Any], codes: list[str]) -> MfaBackupCodes:
+    return MfaBackupCodes(**dict(status_of(doc)), backup_codes=codes)
 
 
 def methods(doc: dict[str, Any]) -> list[str]:
@@ -151,7 +160,7 @@ def methods(doc: dict[str, Any]) -> list[str]:
             + (["sms"] if doc.get("sms_enabled") else []))
 
 
-def begin_totp(uow, user_id: str) -> dict[str, Any]:
+def begin_totp(uow, user_id: str) -> TotpEnrollment:
     """Start (or restart) TOTP enrolment: a new secret, its otpauth:// URI and a QR code."""
     deps, db, now = uow.deps, uow.db, uow.now
     settings = identity_settings(deps)
@@ -169,12 +178,11 @@ def begin_totp(uow, user_id: str) -> dict[str, Any]:
     label = user.get("email") or user.get("username") or user_id
     uri = pyotp.TOTP(secret, interval=TOTP_INTERVAL).provisioning_uri(
         name=label, issuer_name=settings.totp_issuer)
-    return {"object": "totp_enrollment", "secret": secret, "otpauth_uri": uri,
-            "qr_code": qr_png_data_uri(uri), "digits": 6, "period": TOTP_INTERVAL,
-            "algorithm": "SHA1"}
+    return TotpEnrollment(secret=secret, otpauth_uri=uri, qr_code=qr_png_data_uri(uri),
+                          digits=6, period=TOTP_INTERVAL, algorithm="SHA1")
 
 
-def confirm_totp(uow, user_id: str, code: str) -> dict[str, Any]:
+def confirm_totp(uow, user_id: str, code: str) -> MfaBackupCodes:
     """Finish enrolment with a current code; returns the backup codes (shown this once)."""
     deps, db, now = uow.deps, uow.db, uow.now
     ref, uref = mfa_ref(db, user_id), directory.user_ref(db, user_id)
@@ -192,14 +200,13 @@ def confirm_totp(uow, user_id: str, code: str) -> dict[str, Any]:
         raise InvalidRequest("The code is not valid.", param="code", code="invalid_mfa_code")
     codes = new_backup_codes()
     salt = secrets.token_hex(16)
-    uow.set(ref, {"user_id": user_id, "totp_secret": _seal_totp(deps, user_id, pending),
-                  "pending_secret": None, "last_totp_step": step, "enabled_at": now,
-                  "backup_salt": salt,
-                  "backup_codes": [{"hash": backup_hash(salt, c), "used_at": None} for c in codes]},
-            merge=True)  # keeps an SMS factor
+    update = {"user_id": user_id, "totp_secret": _seal_totp(deps, user_id, pending),
+              "pending_secret": None, "last_totp_step": step, "enabled_at": now,
+              "backup_salt": salt,
+              "backup_codes": [{"hash": backup_hash(salt, c), "used_at": None} for c in codes]}
+    uow.set(ref, update, merge=True)  # keeps an SMS factor
     uow.update(uref, {"mfa_enabled": True})
-    return {"object": "mfa_status", "totp_enabled": True, "backup_codes": codes,
-            "backup_codes_remaining": len(codes), "methods": ["totp", "backup_code"]}
+    return _with_backup_codes({**doc, **update}, codes)
 
 
 def consume_code(doc: dict[str, Any], method: str | None, code: str,
@@ -233,27 +240,25 @@ def _with_code(uow, user_id: str, code: str) -> dict[str, Any]:
     return {**doc, **update}
 
 
-def disable_totp(uow, user_id: str, code: str) -> dict[str, Any]:
+def disable_totp(uow, user_id: str, code: str) -> MfaStatus:
     doc = _with_code(uow, user_id, code)
-    uow.set(mfa_ref(uow.db, user_id), {"user_id": user_id, "totp_secret": None,
-                                        "pending_secret": None, "backup_codes": [],
-                                        "last_totp_step": doc.get("last_totp_step"),
-                                        "sms_enabled": bool(doc.get("sms_enabled"))})
+    after = {"user_id": user_id, "totp_secret": None, "pending_secret": None,
+             "backup_codes": [], "last_totp_step": doc.get("last_totp_step"),
+             "sms_enabled": bool(doc.get("sms_enabled"))}
+    uow.set(mfa_ref(uow.db, user_id), after)
     # SMS, if on, stays a second factor.
     uow.update(directory.user_ref(uow.db, user_id), {"mfa_enabled": bool(doc.get("sms_enabled"))})
-    return {"object": "mfa_status", "totp_enabled": False, "backup_codes_remaining": 0,
-            "methods": ["sms"] if doc.get("sms_enabled") else []}
+    return status_of(after)
 
 
-def regenerate_backup_codes(uow, user_id: str, code: str) -> dict[str, Any]:
-    _with_code(uow, user_id, code)
+def regenerate_backup_codes(uow, user_id: str, code: str) -> MfaBackupCodes:
+    doc = _with_code(uow, user_id, code)
     codes = new_backup_codes()
     salt = secrets.token_hex(16)
-    uow.update(mfa_ref(uow.db, user_id), {
-        "backup_salt": salt,
-        "backup_codes": [{"hash": backup_hash(salt, c), "used_at": None} for c in codes]})
-    return {"object": "mfa_status", "totp_enabled": True, "backup_codes": codes,
-            "backup_codes_remaining": len(codes), "methods": ["totp", "backup_code"]}
+    update = {"backup_salt": salt,
+              "backup_codes": [{"hash": backup_hash(salt, c), "used_at": None} for c in codes]}
+    uow.update(mfa_ref(uow.db, user_id), update)
+    return _with_backup_codes({**doc, **update}, codes)
 
 
 def factors_doc(uow, user_id: str) -> dict[str, Any]:

@@ -36,6 +36,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.identity.factors.phone import PhoneNumber, mask, parse_phone
 from shared.identity.ports_sms import sms_settings
+from shared.identity.responses import PhoneVerification
+from shared.platform.clock import rfc3339
 from shared.platform.errors import InvalidRequest, RateLimited
 from shared.platform.logs import get_logger
 from shared.platform.ratelimit import Limit, enforce
@@ -140,6 +142,16 @@ def issue_code(uow, number: PhoneNumber, purpose: str, *, user_id: str | None = 
     _log.info("otp queued for %s (%s)", mask(number.e164),
               number.carrier.name if number.carrier else "-")
     return expires_at
+
+
+def code_sent(deps, number: PhoneNumber, purpose: str, expires_at: dt.datetime) -> PhoneVerification:
+    """The answer to a texted code (phone sign-in and ``/v1/me/phone`` alike)."""
+    s = otp_settings(deps)
+    return PhoneVerification(
+        purpose=purpose, phone=number.e164, country_code=number.country_code,
+        region=number.region, carrier=number.carrier.name if number.carrier else None,
+        expires_in=s.ttl_seconds, expires_at=rfc3339(expires_at),
+        resend_after=s.resend_interval_seconds)
 
 
 def queue_sms(uow, number: PhoneNumber, body: str, *, user_id: str | None = None) -> None:

@@ -8,21 +8,19 @@ sign-in (``sessions.signin``): tokens, or an MFA challenge when a second factor 
 """
 from __future__ import annotations
 
-from typing import Any
-
 from shared.identity.factors import otp
 from shared.identity.factors.phone import parse_phone
-from shared.identity.sessions.signin import finish_sign_in, is_challenge
+from shared.identity.responses import MfaChallenge, PhoneSignIn, PhoneVerification
+from shared.identity.sessions.signin import finish_sign_in
 from shared.identity.users import directory
 from shared.identity.resources import USER_CREATED
-from shared.platform.clock import rfc3339
 from shared.platform.errors import InvalidRequest
 from shared.platform.ratelimit import Limit, enforce
 
 PURPOSES = ("signin",)
 
 
-def start_verification(uow, *, phone: str, purpose: str, ip: str) -> dict[str, Any]:
+def start_verification(uow, *, phone: str, purpose: str, ip: str) -> PhoneVerification:
     """Send a fresh code to ``phone``. The answer never says whether an account exists."""
     if purpose not in PURPOSES:
         raise InvalidRequest(f"purpose must be one of {', '.join(PURPOSES)}.", param="purpose")
@@ -30,16 +28,11 @@ def start_verification(uow, *, phone: str, purpose: str, ip: str) -> dict[str, A
     s = otp.otp_settings(deps)
     enforce(uow.db, Limit("auth.otp.start.ip", s.ip_starts_per_hour, 3600), ip, uow.now)
     number = parse_phone(phone)
-    expires_at = otp.issue_code(uow, number, purpose)
-    return {"object": "phone_verification", "purpose": purpose, "phone": number.e164,
-            "country_code": number.country_code, "region": number.region,
-            "carrier": number.carrier.name if number.carrier else None,
-            "expires_in": s.ttl_seconds, "expires_at": rfc3339(expires_at),
-            "resend_after": s.resend_interval_seconds}
+    return otp.code_sent(deps, number, purpose, otp.issue_code(uow, number, purpose))
 
 
 def sign_in_with_code(uow, *, phone: str, code: str, ip: str,
-                      user_agent: str | None) -> dict[str, Any]:
+                      user_agent: str | None) -> PhoneSignIn | MfaChallenge:
     """Consume the code and, in the same commit, find or create the phone's user; then tokens,
     or an MFA challenge when the account has a second factor on.
 
@@ -71,6 +64,6 @@ def sign_in_with_code(uow, *, phone: str, code: str, ip: str,
                        "carrier": number.carrier.key if number.carrier else None})
         created = True
     answer = finish_sign_in(uow, user, amr=["sms"], ip=ip, user_agent=user_agent)
-    if is_challenge(answer):  # a second factor is on: no tokens yet
+    if isinstance(answer, MfaChallenge):  # a second factor is on: no tokens yet
         return answer
-    return {**answer, "user_id": user["id"], "new_user": created}
+    return PhoneSignIn(**dict(answer), user_id=user["id"], new_user=created)

@@ -11,10 +11,9 @@ TOTP stays the recommended factor and both can be on.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from shared.identity.factors import mfa, otp
 from shared.identity.factors.phone import mask, parse_phone
+from shared.identity.responses import MfaSmsEnrollment, MfaStatus
 from shared.identity.users import directory
 from shared.platform.errors import Unprocessable
 
@@ -30,23 +29,23 @@ def _verified_phone(uow, user_id: str) -> str:
     return user["phone"]
 
 
-def begin(uow, user_id: str) -> dict[str, Any]:
+def begin(uow, user_id: str) -> MfaSmsEnrollment:
     """Text a code to the verified phone to prove it before turning the factor on."""
     phone = _verified_phone(uow, user_id)
     otp.issue_code(uow, parse_phone(phone), PURPOSE, user_id=user_id)
-    return {"object": "mfa_sms_enrollment", "phone": mask(phone),
-            "expires_in": otp.otp_settings(uow.deps).ttl_seconds}
+    return MfaSmsEnrollment(phone=mask(phone), expires_in=otp.otp_settings(uow.deps).ttl_seconds)
 
 
-def confirm(uow, user_id: str, code: str) -> dict[str, Any]:
+def confirm(uow, user_id: str, code: str) -> MfaStatus:
     phone = _verified_phone(uow, user_id)
     otp.verify_code(uow, phone=phone, code=code, purpose=PURPOSE, ip=None, user_id=user_id)
+    doc = mfa.factors_doc(uow, user_id)
     mfa.set_sms_enabled(uow, user_id, True)
     uow.update(directory.user_ref(uow.db, user_id), {"mfa_enabled": True})
-    return {"object": "mfa_status", "sms_enabled": True, "phone": mask(phone)}
+    return mfa.status_of({**doc, "sms_enabled": True}, phone=mask(phone))
 
 
-def disable(uow, user_id: str, code: str) -> dict[str, Any]:
+def disable(uow, user_id: str, code: str) -> MfaStatus:
     """Turn SMS off with a code texted now (``begin`` first); TOTP, if on, stays on."""
     phone = _verified_phone(uow, user_id)
     doc = mfa.factors_doc(uow, user_id)
@@ -55,7 +54,7 @@ def disable(uow, user_id: str, code: str) -> dict[str, Any]:
     otp.verify_code(uow, phone=phone, code=code, purpose=PURPOSE, ip=None, user_id=user_id)
     mfa.set_sms_enabled(uow, user_id, False)
     uow.update(directory.user_ref(uow.db, user_id), {"mfa_enabled": bool(doc.get("totp_secret"))})
-    return {"object": "mfa_status", "sms_enabled": False}
+    return mfa.status_of({**doc, "sms_enabled": False})
 
 
 def send_code(uow, user_id: str) -> str:

@@ -5,12 +5,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.identity import limits
 from shared.identity.http.api import accounts_api, auth_api
+from shared.identity.resources import Identity
+from shared.identity.responses import OAuthAuthorization, SocialCallbackAnswer, SocialSignIn
 from shared.identity.sessions.tokens import no_store
 from shared.identity.social import oauth as social
 from shared.identity.social.identities import list_identities
 from shared.platform import auth as auth_mod
 from shared.platform.errors import AuthenticationError, PermissionDenied
 from shared.platform.models import RequestModel
+from shared.platform.pagination import ListResponse
 from shared.platform.ratelimit import Limit
 from shared.platform.router import PUBLIC, Context
 
@@ -47,8 +50,8 @@ def _user_principal(ctx: Context, *, required: bool) -> auth_mod.Principal | Non
     return principal
 
 
-@auth_api.get("/oauth/{provider}/authorize", query=AuthorizeQuery, auth=PUBLIC,
-              rate_limits=[(AUTHORIZE_IP, "ip")])
+@auth_api.get("/oauth/{provider}/authorize", query=AuthorizeQuery, response=OAuthAuthorization,
+              auth=PUBLIC, rate_limits=[(AUTHORIZE_IP, "ip")])
 def oauth_authorize(ctx: Context, provider: str):
     """Start a sign-in (or, with link=true and a Bearer token, a link): the provider URL."""
     principal = _user_principal(ctx, required=ctx.query.link) if ctx.query.link else None
@@ -64,30 +67,33 @@ def _complete(ctx: Context, provider: str, params: CallbackParams):
         error_description=params.error_description, apple_user=params.user,
         bearer_user_id=principal.id if principal else None, ip=ctx.ip,
         user_agent=ctx.request.headers.get("User-Agent"))
-    return no_store(out, status=201 if out.get("new_user") is True else 200)
+    new_user = isinstance(out, SocialSignIn) and out.new_user
+    return no_store(SocialCallbackAnswer(out), status=201 if new_user else 200)
 
 
-@auth_api.get("/oauth/{provider}/callback", query=CallbackParams, auth=PUBLIC, atomic=False,
-              rate_limits=[(CALLBACK_IP, "ip")])
+@auth_api.get("/oauth/{provider}/callback", query=CallbackParams, response=SocialCallbackAnswer,
+              auth=PUBLIC, atomic=False, rate_limits=[(CALLBACK_IP, "ip")])
 def oauth_callback_get(ctx: Context, provider: str):
     """The provider's redirect: exchanges the code and signs in (or links)."""
     return _complete(ctx, provider, ctx.query)
 
 
-@auth_api.post("/oauth/{provider}/callback", body=CallbackParams, auth=PUBLIC, idempotent=False, form=True,
-               atomic=False, rate_limits=[(CALLBACK_IP, "ip")])
+@auth_api.post("/oauth/{provider}/callback", body=CallbackParams, response=SocialCallbackAnswer,
+               auth=PUBLIC, idempotent=False, form=True, atomic=False,
+               rate_limits=[(CALLBACK_IP, "ip")])
 def oauth_callback_post(ctx: Context, provider: str):
     """Apple's response_mode=form_post lands here as a form; apps may also relay code + state as JSON."""
     return _complete(ctx, provider, ctx.body)
 
 
-@accounts_api.get("/identities", auth=("user",), rate_limits=[(limits.ME_READ, "principal")])
+@accounts_api.get("/identities", response=ListResponse[Identity], auth=("user",),
+                  rate_limits=[(limits.ME_READ, "principal")])
 def identities(ctx: Context):
     """The social identities linked to this account."""
     return list_identities(ctx.deps, ctx.principal.id)
 
 
-@accounts_api.delete("/identities/{provider}", auth=("user",),
+@accounts_api.delete("/identities/{provider}", status=204, auth=("user",),
                      rate_limits=[(limits.ME_WRITE, "principal")])
 def unlink_identity(ctx: Context, provider: str):
     """Unlink a provider; refused (409) if it is the account's last way in."""

@@ -6,9 +6,12 @@ from pydantic import ConfigDict, Field
 from shared.identity import limits
 from shared.identity.web3 import wallets
 from shared.identity.http.api import accounts_api, auth_api
+from shared.identity.resources import WalletLink
+from shared.identity.responses import SiweNonce, WalletSignInAnswer
 from shared.identity.web3.siwe import MAX_MESSAGE_CHARS
 from shared.identity.sessions.tokens import no_store
 from shared.platform.models import RequestModel
+from shared.platform.pagination import ListResponse
 from shared.platform.ratelimit import Limit
 from shared.platform.router import PUBLIC, Context, Result
 
@@ -24,15 +27,15 @@ class SignedMessage(RequestModel):
     signature: str = Field(..., min_length=4, max_length=8194)
 
 
-@accounts_api.post("/wallets/nonce", auth=("user",), status=201, idempotent=False,
-                   rate_limits=[(NONCE_PRINCIPAL, "principal")])
+@accounts_api.post("/wallets/nonce", response=SiweNonce, auth=("user",), status=201,
+                   idempotent=False, rate_limits=[(NONCE_PRINCIPAL, "principal")])
 def wallet_nonce(ctx: Context):
     """A single-use nonce (10 min) for the SIWE message that links a wallet to this user."""
     return wallets.create_nonce(ctx.uow, user_id=ctx.principal.id, purpose="link")
 
 
-@accounts_api.post("/wallets", body=SignedMessage, auth=("user",), idempotent=False,
-                   atomic=False, rate_limits=[(limits.ME_WRITE, "principal")])
+@accounts_api.post("/wallets", body=SignedMessage, response=WalletLink, auth=("user",),
+                   idempotent=False, atomic=False, rate_limits=[(limits.ME_WRITE, "principal")])
 def link_wallet(ctx: Context):
     """Link the wallet that signed the EIP-4361 message (EOA: EIP-191; contract: ERC-1271)."""
     link, created = wallets.link_wallet(ctx.uow, user_id=ctx.principal.id,
@@ -40,13 +43,14 @@ def link_wallet(ctx: Context):
     return Result(link, status=201 if created else 200)
 
 
-@accounts_api.get("/wallets", auth=("user",), rate_limits=[(limits.ME_READ, "principal")])
+@accounts_api.get("/wallets", response=ListResponse[WalletLink], auth=("user",),
+                  rate_limits=[(limits.ME_READ, "principal")])
 def list_wallets(ctx: Context):
     """The wallets linked to this account."""
     return wallets.list_wallets(ctx.deps, ctx.principal.id)
 
 
-@accounts_api.delete("/wallets/{address}", auth=("user",),
+@accounts_api.delete("/wallets/{address}", status=204, auth=("user",),
                      rate_limits=[(limits.ME_WRITE, "principal")])
 def unlink_wallet(ctx: Context, address: str):
     """Unlink a wallet (and its did:pkh); refused (409) if it is the last way in."""
@@ -54,17 +58,17 @@ def unlink_wallet(ctx: Context, address: str):
     return None
 
 
-@auth_api.post("/siwe/nonce", auth=PUBLIC, status=201, idempotent=False,
+@auth_api.post("/siwe/nonce", response=SiweNonce, auth=PUBLIC, status=201, idempotent=False,
                rate_limits=[(SIWE_NONCE_IP, "ip")])
 def siwe_nonce(ctx: Context):
     """A single-use nonce for signing in with a linked wallet."""
     return wallets.create_nonce(ctx.uow, user_id=None, purpose="signin")
 
 
-@auth_api.post("/siwe/verify", body=SignedMessage, auth=PUBLIC, idempotent=False,
-               atomic=False, rate_limits=[(SIWE_VERIFY_IP, "ip")])
+@auth_api.post("/siwe/verify", body=SignedMessage, response=WalletSignInAnswer, auth=PUBLIC,
+               idempotent=False, atomic=False, rate_limits=[(SIWE_VERIFY_IP, "ip")])
 def siwe_verify(ctx: Context):
     """Sign in with a wallet already linked to an account; returns tokens."""
-    return no_store(wallets.sign_in_with_wallet(ctx.uow, message=ctx.body.message,
-                                                signature=ctx.body.signature, ip=ctx.ip,
-                                                user_agent=ctx.request.headers.get("User-Agent")))
+    return no_store(WalletSignInAnswer(wallets.sign_in_with_wallet(
+        ctx.uow, message=ctx.body.message, signature=ctx.body.signature, ip=ctx.ip,
+        user_agent=ctx.request.headers.get("User-Agent"))))

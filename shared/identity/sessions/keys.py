@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from shared.identity.config import IdentitySettings, identity_settings
+from shared.identity.responses import JwkSet
 from shared.platform.clock import UTC, rfc3339
 
 SUPPORTED_ALGS = ("EdDSA", "ES256")
@@ -149,8 +150,9 @@ class KeySet:
                 return key
         return None
 
-    def jwks(self, now: dt.datetime) -> dict[str, Any]:
-        return {"keys": [k.public_jwk() for k in self.active(now)]}
+    def jwks(self, now: dt.datetime) -> JwkSet:
+        """The public keys that verify tokens at ``now`` (RFC 7517), for /.well-known/jwks.json."""
+        return JwkSet.model_validate({"keys": [k.public_jwk() for k in self.active(now)]})
 
     def to_json(self) -> str:
         return json.dumps([k.to_json() for k in sorted(self.keys, key=lambda k: k.created,
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args[0] == "rotate":
         print(rotate(load_keyset(sys.stdin.read()), alg=alg).to_json())
     else:
-        print(json.dumps(load_keyset(sys.stdin.read()).jwks(dt.datetime.now(UTC)), indent=1))
+        print(load_keyset(sys.stdin.read()).jwks(dt.datetime.now(UTC)).model_dump_json(indent=1))
     return 0
 
 

@@ -42,11 +42,12 @@ from google.cloud import firestore
 from shared.identity.config import identity_settings
 from shared.identity.opaque import new_token, token_hash
 from shared.identity.sessions.tokens import issue_access_token
-from shared.identity.resources import SESSION_REVOKED
+from shared.identity.resources import SESSION_REVOKED, Session
+from shared.identity.responses import TokenPair
 from shared.platform.clock import rfc3339
 from shared.platform.errors import AuthenticationError, NotFound
 from shared.platform.ids import new_id
-from shared.platform.pagination import ListQuery, paginate
+from shared.platform.pagination import ListQuery, ListResponse, paginate
 from shared.platform.uow import run_unit
 
 SESSIONS = "sessions"
@@ -84,16 +85,15 @@ def open_successor(parent_token: str, sealed: str) -> str | None:
 
 # --- resources ---------------------------------------------------------------------------------
 
-def to_resource(doc: dict[str, Any], current_session_id: str | None = None) -> dict[str, Any]:
+def to_resource(doc: dict[str, Any], current_session_id: str | None = None) -> Session:
     ts = lambda k: rfc3339(doc[k]) if doc.get(k) else None  # noqa: E731
-    out = {"id": doc["id"], "object": "session", "user_id": doc["user_id"],
-           "status": doc["status"], "amr": list(doc.get("amr") or []), "ip": doc.get("ip"),
-           "user_agent": doc.get("user_agent"), "created": ts("created_at"),
-           "last_refreshed": ts("last_refreshed_at"), "expires": ts("expires_at"),
-           "revoked": ts("revoked_at"), "revoked_reason": doc.get("revoked_reason")}
-    if current_session_id is not None:
-        out["current"] = doc["id"] == current_session_id
-    return out
+    return Session(
+        id=doc["id"], user_id=doc["user_id"], status=doc["status"],
+        amr=list(doc.get("amr") or []), ip=doc.get("ip"), user_agent=doc.get("user_agent"),
+        created=ts("created_at"), last_refreshed=ts("last_refreshed_at"),
+        expires=ts("expires_at"), revoked=ts("revoked_at"),
+        revoked_reason=doc.get("revoked_reason"),
+        current=None if current_session_id is None else doc["id"] == current_session_id)
 
 
 def _session_ref(db, session_id: str):
@@ -104,24 +104,22 @@ def _token_ref(db, digest: str):
     return db.collection(REFRESH_TOKENS).document(digest)
 
 
-def _token_response(deps, session: dict[str, Any], refresh_token: str) -> dict[str, Any]:
+def _token_response(deps, session: dict[str, Any], refresh_token: str) -> TokenPair:
     settings = identity_settings(deps)
     access = issue_access_token(deps, user_id=session["user_id"], session_id=session["id"],
                                 scopes=session.get("scopes") or ("*",),
                                 amr=session.get("amr") or ("pwd",),
                                 client_id=session.get("client_id"))
-    return {"access_token": access, "token_type": "Bearer",
-            "expires_in": settings.access_token_ttl_seconds, "refresh_token": refresh_token,
-            "session": to_resource(session)}
+    return TokenPair(access_token=access, expires_in=settings.access_token_ttl_seconds,
+                     refresh_token=refresh_token, session=to_resource(session))
 
 
 # --- the contract ------------------------------------------------------------------------------
 
 def open_session(uow, *, user_id: str, amr: Iterable[str], ip: str | None,
-                 user_agent: str | None, client_id: str | None = None) -> dict[str, Any]:
+                 user_agent: str | None, client_id: str | None = None) -> TokenPair:
     """Open a session for an authenticated user in ``uow``; returns its first token pair.
 
-    Returns ``{access_token, token_type: "Bearer", expires_in, refresh_token, session}``.
     Callers (password login, MFA, phone OTP, social login, SIWE) have already proven who the
     user is; ``amr`` names how (RFC 8176: "pwd", "otp", "mfa", "sms", "fed", "swk", ...).
     Two blind creates in the unit's commit: no read, no extra round trip.
@@ -146,7 +144,7 @@ def open_session(uow, *, user_id: str, amr: Iterable[str], ip: str | None,
 
 
 def start_session(deps, *, user_id: str, amr: Iterable[str], ip: str | None,
-                  user_agent: str | None) -> dict[str, Any]:
+                  user_agent: str | None) -> TokenPair:
     """``open_session`` in its own unit of work (outside HTTP: tests, tools, the bench)."""
     return run_unit(deps, lambda uow: open_session(uow, user_id=user_id, amr=amr, ip=ip,
                                                    user_agent=user_agent))
@@ -167,7 +165,7 @@ def _invalid_refresh() -> AuthenticationError:
 
 
 def refresh_session(uow, refresh_token: str, *, ip: str | None = None,
-                    user_agent: str | None = None) -> dict[str, Any]:
+                    user_agent: str | None = None) -> TokenPair:
     """Exchange a refresh token for a new pair (rotation with reuse detection), in ``uow``.
 
     Two concurrent uses of one token both read it active; the unit's precondition lets one
@@ -227,15 +225,17 @@ def refresh_session(uow, refresh_token: str, *, ip: str | None = None,
 # --- revocation --------------------------------------------------------------------------------
 
 def _revoke_in_unit(uow, sref, session: dict[str, Any], reason: str) -> dict[str, Any]:
+    """Mark the session revoked in ``uow`` with its ``session.revoked`` event; returns the doc."""
     now = uow.now
     uow.update(sref, {"status": "revoked", "revoked_at": now, "revoked_reason": reason})
     revoked = {**session, "status": "revoked", "revoked_at": now, "revoked_reason": reason}
     uow.emit(SESSION_REVOKED.name, tenant=session["user_id"],
-             data={"object": to_resource(revoked), "reason": reason})
+             data={"object": to_resource(revoked).model_dump(mode="json"), "reason": reason})
     return revoked
 
 
-def revoke_session(uow, *, user_id: str, session_id: str, reason: str = "user_revoked") -> dict:
+def revoke_session(uow, *, user_id: str, session_id: str, reason: str = "user_revoked",
+                   current_session_id: str | None = None) -> Session:
     """Revoke one of ``user_id``'s sessions (someone else's session is a 404)."""
     sref = _session_ref(uow.db, session_id)
     snap = uow.get(sref)
@@ -243,10 +243,10 @@ def revoke_session(uow, *, user_id: str, session_id: str, reason: str = "user_re
         raise NotFound(f"No such session: '{session_id}'", param="id")
     session = snap.to_dict()
     if session["status"] != "active":
-        return to_resource(session)
+        return to_resource(session, current_session_id)
     revoked = _revoke_in_unit(uow, sref, session, reason)
     forget_session(uow.deps, session_id)
-    return to_resource(revoked)
+    return to_resource(revoked, current_session_id)
 
 
 def active_sessions_query(db, user_id: str):
@@ -286,7 +286,7 @@ def revoke_all_sessions(deps, user_id: str, *, reason: str,
 # --- reads ---------------------------------------------------------------------------------
 
 def get_session(deps, *, user_id: str, session_id: str,
-                current_session_id: str | None = None) -> dict[str, Any]:
+                current_session_id: str | None = None) -> Session:
     snap = _session_ref(deps.db, session_id).get()
     if not snap.exists or snap.get("user_id") != user_id:
         raise NotFound(f"No such session: '{session_id}'", param="id")
@@ -294,12 +294,13 @@ def get_session(deps, *, user_id: str, session_id: str,
 
 
 def list_sessions(deps, *, user_id: str, params: ListQuery,
-                  current_session_id: str | None = None) -> dict[str, Any]:
+                  current_session_id: str | None = None) -> ListResponse[Session]:
     """The user's active sessions, newest first (index: user_id, status, created_at desc)."""
     col = deps.db.collection(SESSIONS)
-    return paginate(active_sessions_query(deps.db, user_id), col, params, url="/v1/me/sessions",
+    page = paginate(active_sessions_query(deps.db, user_id), col, params, url="/v1/me/sessions",
                     to_resource=lambda d: to_resource(d, current_session_id),
                     belongs=lambda d: d.get("user_id") == user_id)
+    return ListResponse[Session](data=page.data, has_more=page.has_more, url=page.url)
 
 
 # --- session status on access-token verify -------------------------------------------------

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from shared.identity.factors.challenges import create_challenge
+from shared.identity.responses import MfaChallenge, TokenPair
 from shared.identity.sessions.sessions import open_session
 from shared.platform.errors import PermissionDenied
 
 
 def finish_sign_in(uow, user: dict[str, Any], *, amr: Iterable[str], ip: str | None,
-                   user_agent: str | None) -> dict[str, Any]:
+                   user_agent: str | None) -> TokenPair | MfaChallenge:
     """Tokens for ``user``, or an MFA challenge when a second factor is enabled (in ``uow``)."""
     if user.get("status", "active") != "active":
         raise PermissionDenied("This account is disabled.", code="account_disabled")
@@ -25,6 +26,3 @@ def finish_sign_in(uow, user: dict[str, Any], *, amr: Iterable[str], ip: str | N
                                 user_agent=user_agent)
     return open_session(uow, user_id=user["id"], amr=amr, ip=ip, user_agent=user_agent)
 
-
-def is_challenge(answer: dict[str, Any]) -> bool:
-    return answer.get("object") == "mfa_challenge"

@@ -12,7 +12,9 @@ from typing import Any
 
 from google.cloud import firestore
 
+from shared.identity.resources import Identity
 from shared.platform.clock import rfc3339
+from shared.platform.pagination import ListResponse
 from shared.platform.ids import derived_id
 
 IDENTITIES = "user_identities"
@@ -23,11 +25,11 @@ def identity_ref(db, provider: str, subject: str):
     return db.collection(IDENTITIES).document(derived_id("idn", provider, subject))
 
 
-def identity_resource(doc: dict[str, Any]) -> dict[str, Any]:
-    return {"id": doc["id"], "object": "identity", "provider": doc["provider"],
-            "subject": doc["subject"], "email": doc.get("email"), "name": doc.get("name"),
-            "login": doc.get("login"), "created": rfc3339(doc["created_at"]),
-            "last_used": rfc3339(doc["last_used_at"]) if doc.get("last_used_at") else None}
+def identity_resource(doc: dict[str, Any]) -> Identity:
+    return Identity(id=doc["id"], provider=doc["provider"], subject=doc["subject"],
+                    email=doc.get("email"), name=doc.get("name"), login=doc.get("login"),
+                    created=rfc3339(doc["created_at"]),
+                    last_used=rfc3339(doc["last_used_at"]) if doc.get("last_used_at") else None)
 
 
 def identity_doc(ident, user_id: str, now) -> dict[str, Any]:
@@ -48,8 +50,8 @@ def user_identities(uow, user_id: str) -> list[dict[str, Any]]:
     return [s.to_dict() for s in uow.query(identities_query(uow.db, user_id))]
 
 
-def list_identities(deps, user_id: str) -> dict[str, Any]:
+def list_identities(deps, user_id: str) -> ListResponse[Identity]:
     docs = sorted((s.to_dict() for s in identities_query(deps.db, user_id).stream()),
                   key=lambda d: d["created_at"])
-    return {"object": "list", "data": [identity_resource(d) for d in docs], "has_more": False,
-            "url": "/v1/me/identities"}
+    return ListResponse[Identity](data=[identity_resource(d) for d in docs], has_more=False,
+                                  url="/v1/me/identities")

@@ -36,13 +36,14 @@ from typing import Any
 import jwt
 import requests
 
-from shared.identity.sessions.signin import finish_sign_in, is_challenge
+from shared.identity.responses import MfaChallenge, OAuthAuthorization, SocialSignIn
+from shared.identity.sessions.signin import finish_sign_in
 from shared.identity.social.config import OAuthSettings, oauth_settings
 from shared.identity.social.identities import (MAX_IDENTITIES_PER_USER, identity_doc,
                                                identity_ref, identity_resource, user_identities)
 from shared.identity.users import directory
 from shared.identity.users.ways_in import ways_in
-from shared.identity.resources import IDENTITY_LINKED, IDENTITY_UNLINKED, USER_CREATED
+from shared.identity.resources import IDENTITY_LINKED, IDENTITY_UNLINKED, USER_CREATED, Identity
 from shared.platform.clock import rfc3339
 from shared.platform.errors import (AuthenticationError, Conflict, InvalidRequest, NotFound,
                                     ServiceUnavailable)
@@ -163,7 +164,7 @@ def apple_client_secret(cfg: OAuthSettings, spec: ProviderSpec, now: dt.datetime
 # --- step 1: authorize ----------------------------------------------------------------------
 
 def begin_authorization(uow, *, provider: str, redirect_uri: str | None = None,
-                        link_user_id: str | None = None) -> dict[str, Any]:
+                        link_user_id: str | None = None) -> OAuthAuthorization:
     deps = uow.deps
     cfg = oauth_settings(deps)
     spec = resolved_spec(provider, cfg)
@@ -192,10 +193,11 @@ def begin_authorization(uow, *, provider: str, redirect_uri: str | None = None,
         params["prompt"] = "select_account"
     if provider == "github":
         params["allow_signup"] = "true"
-    return {"object": "oauth_authorization", "provider": provider, "url":
-            f"{spec.authorize_url}?{urllib.parse.urlencode(params, quote_via=urllib.parse.quote)}",
-            "state": state, "redirect_uri": redirect, "link": link_user_id is not None,
-            "expires_at": rfc3339(expires), "expires_in": cfg.state_ttl_seconds}
+    return OAuthAuthorization(
+        provider=provider,
+        url=f"{spec.authorize_url}?{urllib.parse.urlencode(params, quote_via=urllib.parse.quote)}",
+        state=state, redirect_uri=redirect, link=link_user_id is not None,
+        expires_at=rfc3339(expires), expires_in=cfg.state_ttl_seconds)
 
 
 # --- step 2: callback --------------------------------------------------------------------------
@@ -444,7 +446,8 @@ def _clean_name(value: Any) -> str | None:
 def complete_authorization(uow, *, provider: str, code: str | None, state: str | None,
                            error: str | None = None, error_description: str | None = None,
                            apple_user: str | None = None, bearer_user_id: str | None = None,
-                           ip: str | None = None, user_agent: str | None = None) -> dict[str, Any]:
+                           ip: str | None = None, user_agent: str | None = None
+                           ) -> SocialSignIn | MfaChallenge | Identity:
     """Callback: the state is spent (own commit), the code exchanged with the provider, then
     the sign-in or link commits in ``uow`` (the route is ``atomic=False``: run once)."""
     deps = uow.deps
@@ -469,7 +472,7 @@ def complete_authorization(uow, *, provider: str, code: str | None, state: str |
     return _sign_in(uow, ident, ip=ip, user_agent=user_agent)
 
 
-def _sign_in(uow, ident: ProviderIdentity, *, ip, user_agent) -> dict[str, Any]:
+def _sign_in(uow, ident: ProviderIdentity, *, ip, user_agent) -> SocialSignIn | MfaChallenge:
     db, now = uow.db, uow.now
     handle = directory.handle_ref(db, "social", f"{ident.provider}:{ident.subject}")
     email_handle = directory.handle_ref(db, "email", ident.email) if ident.email else None
@@ -499,12 +502,13 @@ def _sign_in(uow, ident: ProviderIdentity, *, ip, user_agent) -> dict[str, Any]:
                        "method": f"social:{ident.provider}"})
         created = True
     answer = finish_sign_in(uow, user, amr=["fed"], ip=ip, user_agent=user_agent)
-    if is_challenge(answer):  # a second factor is on: no tokens yet
+    if isinstance(answer, MfaChallenge):  # a second factor is on: no tokens yet
         return answer
-    return {**answer, "user_id": user["id"], "new_user": created, "provider": ident.provider}
+    return SocialSignIn(**dict(answer), user_id=user["id"], new_user=created,
+                        provider=ident.provider)
 
 
-def link_identity(uow, user_id: str, ident: ProviderIdentity) -> dict[str, Any]:
+def link_identity(uow, user_id: str, ident: ProviderIdentity) -> Identity:
     db, now = uow.db, uow.now
     handle = directory.handle_ref(db, "social", f"{ident.provider}:{ident.subject}")
     iref = identity_ref(db, ident.provider, ident.subject)
@@ -524,7 +528,7 @@ def link_identity(uow, user_id: str, ident: ProviderIdentity) -> dict[str, Any]:
     doc = identity_doc(ident, user_id, now)
     directory.claim_handle(db, uow, "social", f"{ident.provider}:{ident.subject}", user_id, now)
     uow.create(iref, doc)
-    uow.emit(IDENTITY_LINKED.name, tenant=user_id, data={"object": identity_resource(doc)})
+    uow.emit(IDENTITY_LINKED.name, tenant=user_id, data={"object": identity_resource(doc).model_dump(mode="json")})
     return identity_resource(doc)
 
 
@@ -544,4 +548,4 @@ def unlink_identity(uow, user_id: str, provider: str) -> None:
                        "another sign-in method first.", code="last_sign_in_method")
     directory.release_handle(uow.db, uow, "social", f"{doc['provider']}:{doc['subject']}")
     uow.delete(identity_ref(uow.db, doc["provider"], doc["subject"]))
-    uow.emit(IDENTITY_UNLINKED.name, tenant=user_id, data={"object": identity_resource(doc)})
+    uow.emit(IDENTITY_UNLINKED.name, tenant=user_id, data={"object": identity_resource(doc).model_dump(mode="json")})

@@ -34,7 +34,9 @@ from shared.identity.users.profile import to_resource as user_resource
 from shared.identity.sessions.sessions import forget_session, revoke_sessions_in_unit
 from shared.identity.sessions.signin import finish_sign_in
 from shared.identity.resources import (PASSWORD_RESET_REQUESTED, USER_CREATED,
-                                       USER_EMAIL_VERIFIED)
+                                       USER_EMAIL_VERIFIED, User)
+from shared.identity.responses import (EmailVerificationSent, MfaChallenge, PasswordChange,
+                                       PasswordReset, PasswordResetRequested, TokenPair)
 from shared.platform.errors import (AuthenticationError, Conflict, InvalidRequest, PermissionDenied,
                                     RateLimited, Unprocessable)
 from shared.platform.ids import derived_id, new_id
@@ -56,7 +58,7 @@ def invalid_login() -> AuthenticationError:
 
 def register_user(uow, *, email: str, password: str, username: str,
                   display_name: str | None = None, locale: str = "en",
-                  idempotency_key: str | None = None) -> dict[str, Any]:
+                  idempotency_key: str | None = None) -> User:
     """Create a user with a password; queues the verification email. Returns the user resource.
 
     One batch read (user, both handles), one commit holding the user, its handles, credentials,
@@ -92,15 +94,16 @@ def register_user(uow, *, email: str, password: str, username: str,
     uow.create(uref, user)
     uow.create(cref, {"user_id": user_id, "password_hash": pw_hash,
                       "password_changed_at": now, "created_at": now})
-    uow.emit(USER_CREATED.name, tenant=user_id, data={"object": user_resource(user)})
+    resource = user_resource(user)
+    uow.emit(USER_CREATED.name, tenant=user_id, data={"object": resource.model_dump(mode="json")})
     _queue_token_email(uow, user, VERIFY)
-    return user_resource(user)
+    return resource
 
 
 # --- login / logout ------------------------------------------------------------------------
 
 def login(uow, *, password: str, email: str | None = None, username: str | None = None,
-          ip: str | None = None, user_agent: str | None = None) -> dict[str, Any]:
+          ip: str | None = None, user_agent: str | None = None) -> TokenPair | MfaChallenge:
     """Password login. Returns a token pair, or an ``mfa_challenge`` if MFA is on.
 
     Three round trips: the handle, one batch of (account guard, IP guard, user, credentials),
@@ -199,7 +202,7 @@ def _token_snap_ref(db, token: str, purpose: str):
     return db.collection(EMAIL_TOKENS).document(token_hash(token))
 
 
-def resend_verification(uow, user_id: str) -> dict[str, Any]:
+def resend_verification(uow, user_id: str) -> EmailVerificationSent:
     db = uow.db
     user = directory.get_user(db, user_id)
     if not user or not user.get("email"):
@@ -208,10 +211,10 @@ def resend_verification(uow, user_id: str) -> dict[str, Any]:
         raise Unprocessable("This email address is already verified.", code="email_already_verified")
     enforce(db, VERIFY_SEND_PER_USER, user_id, uow.now)
     _queue_token_email(uow, user, VERIFY)
-    return {"object": "email_verification", "email": user["email"], "sent": True}
+    return EmailVerificationSent(email=user["email"], sent=True)
 
 
-def verify_email(uow, token: str) -> dict[str, Any]:
+def verify_email(uow, token: str) -> User:
     db, now = uow.db, uow.now
     tref = _token_snap_ref(db, token, VERIFY)
     doc = _check_token(uow.get(tref), VERIFY, now)
@@ -226,9 +229,10 @@ def verify_email(uow, token: str) -> dict[str, Any]:
         return user_resource(user)
     user = {**user, "email_verified": True, "email_verified_at": now}
     uow.update(uref, {"email_verified": True, "email_verified_at": now})
+    resource = user_resource(user)
     uow.emit(USER_EMAIL_VERIFIED.name, tenant=user["id"],
-             data={"object": user_resource(user), "email": user["email"]})
-    return user_resource(user)
+             data={"object": resource.model_dump(mode="json"), "email": user["email"]})
+    return resource
 
 
 # --- password reset and change ---------------------------------------------------------------
@@ -236,7 +240,7 @@ def verify_email(uow, token: str) -> dict[str, Any]:
 RESET_REQUESTS = "password_reset_requests"
 
 
-def forgot_password(uow, email: str) -> dict[str, Any]:
+def forgot_password(uow, email: str) -> PasswordResetRequested:
     """Always the same answer, and the same work: no send in the request (defect 9).
 
     Both paths read the email handle, then one batch (the per-email request counter, plus the
@@ -268,11 +272,11 @@ def forgot_password(uow, email: str) -> dict[str, Any]:
     # One event on both paths, so the after-commit publish costs the same (it names no account).
     uow.emit(PASSWORD_RESET_REQUESTED.name, tenant=user["id"] if send else "platform",
              data={"object": {"object": "password_reset_request"}})
-    return {"object": "password_reset_request", "email": email,
-            "message": "If an account exists for this email, a reset link is on its way."}
+    return PasswordResetRequested(
+        email=email, message="If an account exists for this email, a reset link is on its way.")
 
 
-def reset_password(uow, token: str, new_password: str) -> dict[str, Any]:
+def reset_password(uow, token: str, new_password: str) -> PasswordReset:
     """Set a new password with a reset token; every session of the user is revoked and the
     login guard's locks are cleared, all in one commit."""
     deps, db, now = uow.deps, uow.db, uow.now
@@ -296,11 +300,11 @@ def reset_password(uow, token: str, new_password: str) -> dict[str, Any]:
             merge=True)
     uow.set(gref, login_guard.reset_doc(now), merge=True)
     _forget(deps, revoked)
-    return {"object": "password_reset", "user_id": user_id, "sessions_revoked": len(revoked)}
+    return PasswordReset(user_id=user_id, sessions_revoked=len(revoked))
 
 
 def change_password(uow, *, user_id: str, session_id: str | None, current_password: str,
-                    new_password: str) -> dict[str, Any]:
+                    new_password: str) -> PasswordChange:
     """Change the password knowing the current one; other sessions are revoked (one commit)."""
     deps, db, now = uow.deps, uow.db, uow.now
     cref, uref = credentials_ref(db, user_id), directory.user_ref(db, user_id)
@@ -318,7 +322,7 @@ def change_password(uow, *, user_id: str, session_id: str | None, current_passwo
     revoked = revoke_sessions_in_unit(uow, user_id, "password_changed",
                                       except_session_id=session_id)
     _forget(deps, revoked)
-    return {"object": "password_change", "user_id": user_id, "sessions_revoked": len(revoked)}
+    return PasswordChange(user_id=user_id, sessions_revoked=len(revoked))
 
 
 def _forget(deps, session_ids) -> None:

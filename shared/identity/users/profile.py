@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from shared.identity.resources import LinkedDid, LinkedWallet, User
 from shared.identity.users import directory
 from shared.identity.web3 import did, wallet_links
 from shared.platform.clock import rfc3339
@@ -23,20 +24,19 @@ def _ts(value) -> str | None:
 
 
 def to_resource(user: dict[str, Any], *, wallets: list[dict] | None = None,
-                dids: list[dict] | None = None) -> dict[str, Any]:
-    return {
-        "id": user["id"], "object": "user", "username": user.get("username"),
-        "email": user.get("email"), "email_verified": bool(user.get("email_verified")),
-        "phone": user.get("phone"), "phone_verified": bool(user.get("phone_verified")),
-        "display_name": user.get("display_name"), "locale": user.get("locale") or "en",
-        "kyc_status": user.get("kyc_status") or "none", "kyc_tier": int(user.get("kyc_tier") or 0),
-        "mfa_enabled": bool(user.get("mfa_enabled")), "status": user.get("status") or "active",
-        "wallets": [{"address": w.get("address"), "chain_id": w.get("chain_id"),
-                     "did": w.get("did"), "created": _ts(w.get("created_at"))}
-                    for w in (wallets or [])],
-        "dids": [{"did": d.get("did"), "created": _ts(d.get("created_at"))} for d in (dids or [])],
-        "created": _ts(user.get("created_at")),
-    }
+                dids: list[dict] | None = None) -> User:
+    return User(
+        id=user["id"], username=user.get("username"), email=user.get("email"),
+        email_verified=bool(user.get("email_verified")), phone=user.get("phone"),
+        phone_verified=bool(user.get("phone_verified")), display_name=user.get("display_name"),
+        locale=user.get("locale") or "en", kyc_status=user.get("kyc_status") or "none",
+        kyc_tier=int(user.get("kyc_tier") or 0), mfa_enabled=bool(user.get("mfa_enabled")),
+        status=user.get("status") or "active",
+        wallets=[LinkedWallet(address=w.get("address"), chain_id=w.get("chain_id"),
+                              did=w.get("did"), created=_ts(w.get("created_at")))
+                 for w in (wallets or [])],
+        dids=[LinkedDid(did=d.get("did"), created=_ts(d.get("created_at"))) for d in (dids or [])],
+        created=_ts(user.get("created_at")))
 
 
 def _by_user(query) -> list[dict]:
@@ -49,7 +49,7 @@ def _links(db, user_id: str) -> dict[str, list[dict]]:
             "dids": _by_user(did.dids_query(db, user_id))}
 
 
-def get_profile(deps, user_id: str) -> dict[str, Any]:
+def get_profile(deps, user_id: str) -> User:
     db = deps.db
     user = directory.get_user(db, user_id)
     if user is None:
@@ -58,7 +58,7 @@ def get_profile(deps, user_id: str) -> dict[str, Any]:
 
 
 def update_profile(uow, user_id: str, *, display_name: str | None = None,
-                   username: str | None = None, locale: str | None = None) -> dict[str, Any]:
+                   username: str | None = None, locale: str | None = None) -> User:
     """Edit display name, locale and username; a username change swaps handles atomically."""
     db, now = uow.db, uow.now
     uref = directory.user_ref(db, user_id)

@@ -11,31 +11,24 @@ account's previous number, and marks the phone verified (``user.phone_verified``
 """
 from __future__ import annotations
 
-from typing import Any
-
 from shared.identity.factors import otp
 from shared.identity.users import directory
 from shared.identity.factors.phone import parse_phone
 from shared.identity.users.profile import to_resource as user_resource
-from shared.identity.resources import USER_PHONE_VERIFIED
-from shared.platform.clock import rfc3339
+from shared.identity.resources import USER_PHONE_VERIFIED, User
+from shared.identity.responses import PhoneVerification
 from shared.platform.errors import Conflict, NotFound
 
 PURPOSE = "add_phone"
 
 
-def start(uow, *, user_id: str, phone: str) -> dict[str, Any]:
+def start(uow, *, user_id: str, phone: str) -> PhoneVerification:
     number = parse_phone(phone)
     expires_at = otp.issue_code(uow, number, PURPOSE, user_id=user_id)
-    s = otp.otp_settings(uow.deps)
-    return {"object": "phone_verification", "purpose": PURPOSE, "phone": number.e164,
-            "country_code": number.country_code, "region": number.region,
-            "carrier": number.carrier.name if number.carrier else None,
-            "expires_in": s.ttl_seconds, "expires_at": rfc3339(expires_at),
-            "resend_after": s.resend_interval_seconds}
+    return otp.code_sent(uow.deps, number, PURPOSE, expires_at)
 
 
-def verify(uow, *, user_id: str, phone: str, code: str, ip: str | None) -> dict[str, Any]:
+def verify(uow, *, user_id: str, phone: str, code: str, ip: str | None) -> User:
     db, now = uow.db, uow.now
     number = parse_phone(phone)
     uref = directory.user_ref(db, user_id)
@@ -57,5 +50,5 @@ def verify(uow, *, user_id: str, phone: str, code: str, ip: str | None) -> dict[
     user = {**user, "phone": number.e164, "phone_verified": True, "phone_verified_at": now}
     uow.update(uref, {"phone": number.e164, "phone_verified": True, "phone_verified_at": now})
     uow.emit(USER_PHONE_VERIFIED.name, tenant=user_id,
-             data={"object": user_resource(user), "phone": number.e164})
+             data={"object": user_resource(user).model_dump(mode="json"), "phone": number.e164})
     return user_resource(user)

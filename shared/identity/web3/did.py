@@ -38,10 +38,12 @@ from google.cloud import firestore
 
 from shared.identity.users import directory
 from shared.identity.web3 import wallet_links
-from shared.identity.resources import DID_LINKED, DID_UNLINKED
+from shared.identity.resources import DID_LINKED, DID_UNLINKED, Did
+from shared.identity.responses import DidChallenge, DidDocument
 from shared.platform.clock import rfc3339
 from shared.platform.errors import Conflict, InvalidRequest, NotFound
 from shared.platform.ids import derived_id
+from shared.platform.pagination import ListResponse
 
 DIDS = "user_dids"
 CHALLENGES = "did_challenges"
@@ -210,7 +212,7 @@ def _bad(exc: DidError, param: str = "did") -> InvalidRequest:
 
 # --- documents ----------------------------------------------------------------------------------
 
-def did_document(did: str) -> dict[str, Any]:
+def did_document(did: str) -> DidDocument:
     """Resolve a did:key or eip155 did:pkh to its DID document (``id`` is the DID as given)."""
     try:
         parsed = parse_did(did)
@@ -220,20 +222,22 @@ def did_document(did: str) -> dict[str, Any]:
         vm_id = f"{did}#{parsed.multibase}"
         vm = {"id": vm_id, "type": "Multikey", "controller": did,
               "publicKeyMultibase": parsed.multibase}
-        return {"@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
-                "id": did, "verificationMethod": [vm], "authentication": [vm_id],
-                "assertionMethod": [vm_id], "capabilityInvocation": [vm_id],
-                "capabilityDelegation": [vm_id]}
+        return DidDocument.model_validate({
+            "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
+            "id": did, "verificationMethod": [vm], "authentication": [vm_id],
+            "assertionMethod": [vm_id], "capabilityInvocation": [vm_id],
+            "capabilityDelegation": [vm_id]})
     if parsed.method == "pkh" and parsed.address:
         vm_id = f"{did}#blockchainAccountId"
         vm = {"id": vm_id, "type": "EcdsaSecp256k1RecoveryMethod2020", "controller": did,
               "blockchainAccountId": did[len("did:pkh:"):]}
-        return {"@context": ["https://www.w3.org/ns/did/v1", {
-                    "blockchainAccountId": "https://w3id.org/security#blockchainAccountId",
-                    "EcdsaSecp256k1RecoveryMethod2020":
-                        "https://identity.foundation/EcdsaSecp256k1RecoverySignature2020#EcdsaSecp256k1RecoveryMethod2020"}],
-                "id": did, "verificationMethod": [vm], "authentication": [vm_id],
-                "assertionMethod": [vm_id]}
+        return DidDocument.model_validate({
+            "@context": ["https://www.w3.org/ns/did/v1", {
+                "blockchainAccountId": "https://w3id.org/security#blockchainAccountId",
+                "EcdsaSecp256k1RecoveryMethod2020":
+                    "https://identity.foundation/EcdsaSecp256k1RecoverySignature2020#EcdsaSecp256k1RecoveryMethod2020"}],
+            "id": did, "verificationMethod": [vm], "authentication": [vm_id],
+            "assertionMethod": [vm_id]})
     raise NotFound(f"DIDs of method '{parsed.method}'" +
                    (f" (namespace {parsed.msid.split(':')[0]})" if parsed.method == "pkh" else "") +
                    " are not resolved here.", code="did_method_unsupported", param="did")
@@ -275,7 +279,7 @@ def _b64url_decode(value: str) -> bytes:
                              param="signature") from None
 
 
-def create_challenge(uow, *, user_id: str, did: str) -> dict[str, Any]:
+def create_challenge(uow, *, user_id: str, did: str) -> DidChallenge:
     try:
         parsed = parse_did(did)
     except DidError as exc:
@@ -293,18 +297,19 @@ def create_challenge(uow, *, user_id: str, did: str) -> dict[str, Any]:
         "id": challenge_id, "user_id": user_id, "did": parsed.did, "message": message,
         "created_at": now, "expires_at": expires, "used_at": None,
         "purge_at": expires + dt.timedelta(days=1)})
-    return {"object": "did_challenge", "id": challenge_id, "did": parsed.did, "message": message,
-            "expires_at": rfc3339(expires), "expires_in": CHALLENGE_TTL_SECONDS,
-            "signature_format": "base64url: Ed25519 signature, or ECDSA-SHA256 r||s for "
-                                "secp256k1/P-256, over the UTF-8 bytes of message"}
+    return DidChallenge(id=challenge_id, did=parsed.did, message=message,
+                        expires_at=rfc3339(expires), expires_in=CHALLENGE_TTL_SECONDS,
+                        signature_format="base64url: Ed25519 signature, or ECDSA-SHA256 r||s "
+                                         "for secp256k1/P-256, over the UTF-8 bytes of message")
 
 
 # --- linking ------------------------------------------------------------------------------------
 
-def did_resource(doc: dict[str, Any]) -> dict[str, Any]:
-    return {"id": doc["id"], "object": "did", "did": doc["did"], "method": doc["method"],
-            "phone": doc.get("phone"), "source": doc.get("source", "registered"),
-            "created": rfc3339(doc["created_at"]) if isinstance(doc.get("created_at"), dt.datetime) else None}
+def did_resource(doc: dict[str, Any]) -> Did:
+    created = doc.get("created_at")
+    return Did(id=doc["id"], did=doc["did"], method=doc["method"], phone=doc.get("phone"),
+               source=doc.get("source", "registered"),
+               created=rfc3339(created) if isinstance(created, dt.datetime) else None)
 
 
 def _did_ref(db, did: str):
@@ -333,7 +338,7 @@ def drop_wallet_dids(uow, dids, address: str) -> None:
 
 
 def register_did(uow, *, user_id: str, did: str, challenge_id: str | None = None,
-                 signature: str | None = None) -> tuple[dict[str, Any], bool]:
+                 signature: str | None = None) -> tuple[Did, bool]:
     """Link a DID the user controls to their verified phone number; (resource, created)."""
     try:
         parsed = parse_did(did)
@@ -402,11 +407,11 @@ def register_did(uow, *, user_id: str, did: str, challenge_id: str | None = None
            "phone": user["phone"], "source": "registered", "created_at": now}
     directory.claim_handle(db, uow, "did", parsed.did, user_id, now)
     uow.create(ref, doc)
-    uow.emit(DID_LINKED.name, tenant=user_id, data={"object": did_resource(doc)})
+    uow.emit(DID_LINKED.name, tenant=user_id, data={"object": did_resource(doc).model_dump(mode="json")})
     return did_resource(doc), True
 
 
-def list_dids(deps, user_id: str) -> dict[str, Any]:
+def list_dids(deps, user_id: str) -> ListResponse[Did]:
     """Registered DIDs plus the did:pkh each linked wallet yields (``source: "wallet"``)."""
     db = deps.db
     registered = [s.to_dict() for s in dids_query(db, user_id).limit(MAX_DIDS_PER_USER).stream()]
@@ -415,8 +420,8 @@ def list_dids(deps, user_id: str) -> dict[str, Any]:
     derived = [{"id": w["id"], "did": w["did"], "method": "pkh", "phone": None, "source": "wallet",
                 "created_at": w["created_at"]} for w in wallets if w.get("did") and w["did"] not in seen]
     docs = sorted(registered + derived, key=lambda d: d["created_at"])
-    return {"object": "list", "data": [did_resource(d) for d in docs], "has_more": False,
-            "url": "/v1/me/dids"}
+    return ListResponse[Did](data=[did_resource(d) for d in docs], has_more=False,
+                             url="/v1/me/dids")
 
 
 def unlink_did(uow, *, user_id: str, did: str) -> None:
@@ -431,4 +436,4 @@ def unlink_did(uow, *, user_id: str, did: str) -> None:
     doc = snap.to_dict()
     directory.release_handle(uow.db, uow, "did", parsed.did)
     uow.delete(ref)
-    uow.emit(DID_UNLINKED.name, tenant=user_id, data={"object": did_resource(doc)})
+    uow.emit(DID_UNLINKED.name, tenant=user_id, data={"object": did_resource(doc).model_dump(mode="json")})

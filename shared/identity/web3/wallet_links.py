@@ -12,6 +12,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 from google.cloud import firestore
 
+from shared.identity.resources import WalletLink
 from shared.platform.clock import rfc3339
 from shared.platform.ids import derived_id
 
@@ -22,10 +23,9 @@ def pkh_did(chain_id: int, address: str) -> str:
     return f"did:pkh:eip155:{chain_id}:{to_checksum_address(address)}"
 
 
-def wallet_resource(doc: dict[str, Any]) -> dict[str, Any]:
-    return {"id": doc["id"], "object": "wallet_link", "address": doc["address"],
-            "chain_id": doc["chain_id"], "did": doc["did"], "kind": doc["kind"],
-            "created": rfc3339(doc["created_at"])}
+def wallet_resource(doc: dict[str, Any]) -> WalletLink:
+    return WalletLink(id=doc["id"], address=doc["address"], chain_id=doc["chain_id"],
+                      did=doc["did"], kind=doc["kind"], created=rfc3339(doc["created_at"]))
 
 
 def wallet_ref(db, address: str):

@@ -21,11 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import string
-from typing import Any
 
 from eth_utils import is_hex_address, to_checksum_address
 
-from shared.identity.sessions.signin import finish_sign_in, is_challenge
+from shared.identity.resources import WalletLink
+from shared.identity.responses import MfaChallenge, SiweNonce, WalletSignIn
+from shared.identity.sessions.signin import finish_sign_in
 from shared.identity.users import directory
 from shared.identity.users.ways_in import ways_in
 from shared.identity.web3 import did
@@ -37,6 +38,7 @@ from shared.identity.resources import WALLET_LINKED, WALLET_UNLINKED
 from shared.platform.clock import rfc3339
 from shared.platform.errors import (AuthenticationError, Conflict, InvalidRequest, NotFound,
                                     PermissionDenied)
+from shared.platform.pagination import ListResponse
 from shared.platform.uow import run_unit
 
 NONCES = "siwe_nonces"
@@ -49,7 +51,7 @@ def new_nonce() -> str:
     return "".join(secrets.choice(_ALPHANUM) for _ in range(NONCE_LENGTH))
 
 
-def create_nonce(uow, *, user_id: str | None, purpose: str = "link") -> dict[str, Any]:
+def create_nonce(uow, *, user_id: str | None, purpose: str = "link") -> SiweNonce:
     cfg = siwe_settings(uow.deps)
     now = uow.now
     nonce = new_nonce()
@@ -57,12 +59,9 @@ def create_nonce(uow, *, user_id: str | None, purpose: str = "link") -> dict[str
     uow.create(uow.db.collection(NONCES).document(nonce), {
         "user_id": user_id, "purpose": purpose, "created_at": now, "expires_at": expires,
         "used_at": None, "purge_at": expires + dt.timedelta(days=1)})
-    out = {"object": "siwe_nonce", "nonce": nonce, "domain": cfg.domain,
-           "expires_at": rfc3339(expires), "expires_in": cfg.nonce_ttl_seconds,
-           "issued_at": rfc3339(now)}
-    if cfg.chain_ids:
-        out["chain_ids"] = list(cfg.chain_ids)
-    return out
+    return SiweNonce(nonce=nonce, domain=cfg.domain, expires_at=rfc3339(expires),
+                     expires_in=cfg.nonce_ttl_seconds, issued_at=rfc3339(now),
+                     chain_ids=list(cfg.chain_ids) or None)
 
 
 def _reject(message: str, code: str, param: str = "message") -> InvalidRequest:
@@ -127,7 +126,7 @@ def consume_nonce(deps, msg: SiweMessage, *, user_id: str | None, purpose: str,
         raise _reject(*errors[outcome])
 
 
-def link_wallet(uow, *, user_id: str, message: str, signature: str) -> tuple[dict[str, Any], bool]:
+def link_wallet(uow, *, user_id: str, message: str, signature: str) -> tuple[WalletLink, bool]:
     """Verify the SIWE message and link its address; returns (wallet link, created).
 
     The nonce is spent in its own commit and the signature may call a chain (ERC-1271), so the
@@ -158,16 +157,16 @@ def link_wallet(uow, *, user_id: str, message: str, signature: str) -> tuple[dic
            "did": pkh_did(msg.chain_id, address), "kind": kind, "created_at": now}
     directory.claim_handle(db, uow, "wallet", address, user_id, now)
     uow.create(ref, doc)
-    uow.emit(WALLET_LINKED.name, tenant=user_id, data={"object": wallet_resource(doc)})
+    uow.emit(WALLET_LINKED.name, tenant=user_id, data={"object": wallet_resource(doc).model_dump(mode="json")})
     return wallet_resource(doc), True
 
 
-def list_wallets(deps, user_id: str) -> dict[str, Any]:
+def list_wallets(deps, user_id: str) -> ListResponse[WalletLink]:
     q = wallets_query(deps.db, user_id)
     docs = sorted((s.to_dict() for s in q.limit(MAX_WALLETS_PER_USER).stream()),
                   key=lambda d: d["created_at"])
-    return {"object": "list", "data": [wallet_resource(d) for d in docs], "has_more": False,
-            "url": "/v1/me/wallets"}
+    return ListResponse[WalletLink](data=[wallet_resource(d) for d in docs], has_more=False,
+                                    url="/v1/me/wallets")
 
 
 def normalise_address(address: str, param: str = "address") -> str:
@@ -194,11 +193,11 @@ def unlink_wallet(uow, *, user_id: str, address: str) -> None:
     directory.release_handle(db, uow, "wallet", address)
     uow.delete(ref)
     did.drop_wallet_dids(uow, dids, address)
-    uow.emit(WALLET_UNLINKED.name, tenant=user_id, data={"object": wallet_resource(doc)})
+    uow.emit(WALLET_UNLINKED.name, tenant=user_id, data={"object": wallet_resource(doc).model_dump(mode="json")})
 
 
 def sign_in_with_wallet(uow, *, message: str, signature: str, ip: str | None,
-                        user_agent: str | None) -> dict[str, Any]:
+                        user_agent: str | None) -> WalletSignIn | MfaChallenge:
     """SIWE sign-in for a wallet already linked to an account (no sign-up by wallet): tokens,
     or an MFA challenge when the account has a second factor on."""
     deps = uow.deps
@@ -216,6 +215,6 @@ def sign_in_with_wallet(uow, *, message: str, signature: str, ip: str | None,
         raise PermissionDenied("This account is disabled.", code="account_disabled")
     user = usnap.to_dict()
     answer = finish_sign_in(uow, user, amr=["swk"], ip=ip, user_agent=user_agent)
-    if is_challenge(answer):  # a second factor is on: no tokens yet
+    if isinstance(answer, MfaChallenge):  # a second factor is on: no tokens yet
         return answer
-    return {**answer, "user_id": user["id"], "address": msg.address}
+    return WalletSignIn(**dict(answer), user_id=user["id"], address=msg.address)

@@ -8,6 +8,8 @@ import pytest
 
 from shared.identity.sessions import sessions
 from shared.identity.sessions.sessions import refresh_session as _refresh_in_unit
+from shared.identity.resources import Session
+from shared.identity.responses import TokenPair
 from shared.identity.sessions.sessions import start_session, token_hash
 from shared.platform.uow import run_unit
 from shared.platform.clock import FrozenClock
@@ -27,8 +29,10 @@ def refresh_session(deps, token, **kw):
     return run_unit(deps, lambda uow: _refresh_in_unit(uow, token, **kw))
 
 def test_start_session_contract(deps):
-    out = start_session(deps, user_id="usr_contract00000000000001", amr=["otp"], ip="9.9.9.9",
-                        user_agent="phone")
+    pair = start_session(deps, user_id="usr_contract00000000000001", amr=["otp"], ip="9.9.9.9",
+                         user_agent="phone")
+    assert isinstance(pair, TokenPair) and isinstance(pair.session, Session)
+    out = pair.model_dump(mode="json")
     assert set(out) == {"access_token", "token_type", "expires_in", "refresh_token", "session"}
     assert out["token_type"] == "Bearer" and out["expires_in"] == 3600
     assert out["refresh_token"].startswith("rt_") and len(out["refresh_token"]) == 46
@@ -72,17 +76,17 @@ def test_double_submit_within_grace_gets_the_same_new_token(deps):
     deps.clock = FrozenClock(T0)
     first = start_session(deps, user_id="usr_grace0000000000000001", amr=["pwd"], ip=None,
                           user_agent=None)
-    a = refresh_session(deps, first["refresh_token"])
+    a = refresh_session(deps, first.refresh_token)
     deps.clock.advance(5)
-    b = refresh_session(deps, first["refresh_token"])
-    assert a["refresh_token"] == b["refresh_token"]
-    assert a["access_token"] != b["access_token"]
+    b = refresh_session(deps, first.refresh_token)
+    assert a.refresh_token == b.refresh_token
+    assert a.access_token != b.access_token
     # the family is intact and moves on
-    c = refresh_session(deps, b["refresh_token"])
-    assert c["session"]["status"] == "active"
+    c = refresh_session(deps, b.refresh_token)
+    assert c.session.status == "active"
     # once the successor was itself used, the old token is no longer a double-submit
     with pytest.raises(AuthenticationError) as exc:
-        refresh_session(deps, first["refresh_token"])
+        refresh_session(deps, first.refresh_token)
     assert exc.value.code == "refresh_token_reused"
 
 
@@ -90,9 +94,9 @@ def test_concurrent_double_submit_does_not_revoke(deps):
     first = start_session(deps, user_id="usr_race00000000000000001", amr=["pwd"], ip=None,
                           user_agent=None)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda _: refresh_session(deps, first["refresh_token"]), range(2)))
-    assert results[0]["refresh_token"] == results[1]["refresh_token"]
-    assert sessions.session_is_active(deps, first["session"]["id"], "usr_race00000000000000001")
+        results = list(pool.map(lambda _: refresh_session(deps, first.refresh_token), range(2)))
+    assert results[0].refresh_token == results[1].refresh_token
+    assert sessions.session_is_active(deps, first.session.id, "usr_race00000000000000001")
 
 
 def test_refresh_tokens_expire_and_sessions_have_an_absolute_lifetime(deps, identity_settings):
@@ -101,15 +105,15 @@ def test_refresh_tokens_expire_and_sessions_have_an_absolute_lifetime(deps, iden
                         user_agent=None)
     deps.clock.advance(identity_settings.refresh_token_ttl_seconds + 1)
     with pytest.raises(AuthenticationError) as exc:
-        refresh_session(deps, out["refresh_token"])
+        refresh_session(deps, out.refresh_token)
     assert exc.value.code == "invalid_refresh_token"
     # keep refreshing within the idle timeout: the session still ends at its absolute expiry
     deps.clock.set(T0)
     rt = start_session(deps, user_id="usr_expiry000000000000001", amr=["pwd"], ip=None,
-                       user_agent=None)["refresh_token"]
+                       user_agent=None).refresh_token
     for _ in range(3):
         deps.clock.advance(29 * 86400)
-        rt = refresh_session(deps, rt)["refresh_token"]
+        rt = refresh_session(deps, rt).refresh_token
     deps.clock.advance(4 * 86400)  # 91 days after start
     with pytest.raises(AuthenticationError):
         refresh_session(deps, rt)
@@ -170,7 +174,7 @@ def test_session_cache_is_invalidated_by_a_local_revocation(deps, configure):
     configure(session_cache_seconds=60)
     out = start_session(deps, user_id="usr_cache0000000000000001", amr=["pwd"], ip=None,
                         user_agent=None)
-    sid = out["session"]["id"]
+    sid = out.session.id
     assert sessions.session_is_active(deps, sid, "usr_cache0000000000000001")
     assert not sessions.session_is_active(deps, sid, "usr_someoneelse0000000001")
     run_unit(deps, lambda uow: sessions.revoke_session(uow, user_id="usr_cache0000000000000001",
@@ -181,7 +185,7 @@ def test_session_cache_is_invalidated_by_a_local_revocation(deps, configure):
 def test_revoke_all_sessions_keeps_the_one_asked(deps):
     uid = "usr_many00000000000000001"
     outs = [start_session(deps, user_id=uid, amr=["pwd"], ip=None, user_agent=None) for _ in range(4)]
-    keep = outs[0]["session"]["id"]
+    keep = outs[0].session.id
     assert sessions.revoke_all_sessions(deps, uid, reason="test", except_session_id=keep) == 3
-    assert [sessions.session_is_active(deps, o["session"]["id"], uid) for o in outs] == \
+    assert [sessions.session_is_active(deps, o.session.id, uid) for o in outs] == \
         [True, False, False, False]

@@ -45,7 +45,7 @@ def claims_of(deps, token):
 
 
 def test_issued_token_has_the_documented_claims_and_header(deps, session, keyset, identity_settings):
-    token = session["access_token"]
+    token = session.access_token
     header = jwt.get_unverified_header(token)
     assert header == {"alg": "EdDSA", "kid": keyset.keys[0].kid, "typ": "at+jwt"}
     claims = verify_access_token(deps, token)
@@ -53,15 +53,15 @@ def test_issued_token_has_the_documented_claims_and_header(deps, session, keyset
                            "exp", "jti"}
     assert claims["client_id"] == identity_settings.default_client_id == "payloom-app"  # RFC 9068
     assert claims["sub"] == "usr_tokentest0000000000001"
-    assert claims["sid"] == session["session"]["id"]
+    assert claims["sid"] == session.session.id
     assert claims["iss"] == identity_settings.issuer and claims["aud"] == identity_settings.audience
     assert claims["exp"] - claims["iat"] == 3600 and claims["nbf"] == claims["iat"]
     assert claims["scope"] == "*" and claims["amr"] == ["pwd"]
-    assert session["expires_in"] == 3600 and session["token_type"] == "Bearer"
+    assert session.expires_in == 3600 and session.token_type == "Bearer"
 
 
 def test_alg_none_is_rejected(deps, session, keyset):
-    claims = claims_of(deps, session["access_token"])
+    claims = claims_of(deps, session.access_token)
     for alg in ("none", "None", "NONE"):
         token = craft({"alg": alg, "kid": keyset.keys[0].kid, "typ": "JWT"}, claims)
         with pytest.raises(InvalidToken):
@@ -74,7 +74,7 @@ def test_alg_none_is_rejected(deps, session, keyset):
 def test_hs256_signed_with_the_public_key_is_rejected(deps, session, keyset):
     """Algorithm confusion: the attacker knows the public key and uses it as an HMAC secret."""
     key = keyset.keys[0]
-    claims = claims_of(deps, session["access_token"])
+    claims = claims_of(deps, session.access_token)
     for secret in (key.public_pem(), json.dumps(key.public_jwk()).encode(),
                    base64.urlsafe_b64decode(key.public_jwk()["x"] + "==")):
         token = craft({"alg": "HS256", "kid": key.kid, "typ": "JWT"}, claims,
@@ -85,14 +85,14 @@ def test_hs256_signed_with_the_public_key_is_rejected(deps, session, keyset):
 
 def test_other_algorithm_on_a_known_kid_is_rejected(deps, session, keyset):
     es = generate_key("ES256")
-    claims = claims_of(deps, session["access_token"])
+    claims = claims_of(deps, session.access_token)
     token = jwt.encode(claims, es.private_key, algorithm="ES256", headers={"kid": keyset.keys[0].kid})
     with pytest.raises(InvalidToken):
         verify_access_token(deps, token)
 
 
 def test_unknown_kid_and_foreign_key_are_rejected(deps, session, keyset):
-    claims = claims_of(deps, session["access_token"])
+    claims = claims_of(deps, session.access_token)
     stranger = generate_key("EdDSA")
     with pytest.raises(InvalidToken):  # a kid we do not hold
         verify_access_token(deps, jwt.encode(claims, stranger.private_key, algorithm="EdDSA",
@@ -105,7 +105,7 @@ def test_unknown_kid_and_foreign_key_are_rejected(deps, session, keyset):
 
 
 def test_expired_token_is_rejected(deps, session, identity_settings):
-    token = session["access_token"]
+    token = session.access_token
     deps.clock.advance(3600 - 1)
     verify_access_token(deps, token)
     deps.clock.advance(1 + identity_settings.clock_skew_seconds)
@@ -139,7 +139,7 @@ def test_wrong_issuer_audience_or_missing_claims_are_rejected(deps, session, key
 
 
 def test_tampered_payload_or_signature_is_rejected(deps, session):
-    token = session["access_token"]
+    token = session.access_token
     header, payload, sig = token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
     claims["sub"] = "usr_somebodyelse000000000"
@@ -155,9 +155,9 @@ def test_tampered_payload_or_signature_is_rejected(deps, session):
 
 
 def test_forged_tokens_get_a_401_envelope_over_http(deps, session, keyset, me):
-    ok = me.get("/v1/me", headers={"Authorization": f"Bearer {session['access_token']}"})
+    ok = me.get("/v1/me", headers={"Authorization": f"Bearer {session.access_token}"})
     assert ok.status_code == 404  # valid token; this test's user has no profile document
-    claims = claims_of(deps, session["access_token"])
+    claims = claims_of(deps, session.access_token)
     forged = craft({"alg": "none", "kid": keyset.keys[0].kid}, claims)
     assert_error(me.get("/v1/me", headers={"Authorization": f"Bearer {forged}"}), 401, "invalid_token")
     assert_error(me.get("/v1/me"), 401, "missing_credentials")
@@ -167,19 +167,19 @@ def test_forged_tokens_get_a_401_envelope_over_http(deps, session, keyset, me):
 # --- keys --------------------------------------------------------------------------------------
 
 def test_rotation_keeps_old_tokens_valid_until_their_expiry(deps, session, keyset):
-    old_token = session["access_token"]
+    old_token = session.access_token
     rotated = rotate(keyset, now=T0)
     deps.extras["identity.keyset"] = rotated
     new_token = issue_access_token(deps, user_id="usr_tokentest0000000000001",
-                                   session_id=session["session"]["id"])
+                                   session_id=session.session.id)
     new_kid = jwt.get_unverified_header(new_token)["kid"]
     assert new_kid != keyset.keys[0].kid and new_kid == rotated.signing_key(T0).kid
     verify_access_token(deps, old_token)
     verify_access_token(deps, new_token)
-    assert {k["kid"] for k in rotated.jwks(T0)["keys"]} == {keyset.keys[0].kid, new_kid}
+    assert {k["kid"] for k in rotated.jwks(T0).model_dump()["keys"]} == {keyset.keys[0].kid, new_kid}
     # the old key verifies until every token it signed has expired, then it is gone
     deps.clock.advance(3600 + 10)
-    assert [k["kid"] for k in rotated.jwks(deps.clock.now())["keys"]] == [new_kid]
+    assert [k["kid"] for k in rotated.jwks(deps.clock.now()).model_dump()["keys"]] == [new_kid]
     with pytest.raises(InvalidToken):
         verify_access_token(deps, old_token)
     # a second rotation drops keys already past their verification window
@@ -194,12 +194,12 @@ def test_keyset_json_roundtrip_and_es256(deps, session):
         [(k.kid, k.alg, k.verify_until) for k in ks.keys]
     es_only = KeySet((generate_key("ES256", now=T0),))
     deps.extras["identity.keyset"] = es_only
-    token = issue_access_token(deps, user_id="usr_a", session_id=session["session"]["id"])
+    token = issue_access_token(deps, user_id="usr_a", session_id=session.session.id)
     assert jwt.get_unverified_header(token)["alg"] == "ES256"
     with pytest.raises(InvalidToken):  # sub does not own the session
         verify_access_token(deps, token)
     assert verify_access_token(deps, token, check_session=False)["sub"] == "usr_a"
-    jwk = es_only.jwks(T0)["keys"][0]
+    jwk = es_only.jwks(T0).model_dump()["keys"][0]
     assert jwk["kty"] == "EC" and jwk["crv"] == "P-256" and "d" not in jwk
 
 
@@ -250,5 +250,5 @@ def test_jwks_endpoint_serves_public_keys_only(deps, auth, keyset):
     r = auth.get("/.well-known/jwks.json")
     assert r.status_code == 200 and "max-age" in r.headers["Cache-Control"]
     body = r.get_json()
-    assert body == keyset.jwks(dt.datetime.now(dt.timezone.utc))
+    assert body == keyset.jwks(dt.datetime.now(dt.timezone.utc)).model_dump(mode="json")
     assert all("d" not in k and k["use"] == "sig" for k in body["keys"])

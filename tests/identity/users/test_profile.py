@@ -65,4 +65,4 @@ def test_username_change_swaps_the_handle(deps, signup, me, auth):
 def test_user_token_from_another_project_user_is_not_a_profile(deps, me):
     from shared.identity.sessions.sessions import start_session
     ghost = start_session(deps, user_id="usr_ghost0000000000000001", amr=["pwd"], ip=None, user_agent=None)
-    assert_error(me.get("/v1/me", headers={"Authorization": f"Bearer {ghost['access_token']}"}), 404)
+    assert_error(me.get("/v1/me", headers={"Authorization": f"Bearer {ghost.access_token}"}), 404)
