@@ -54,12 +54,17 @@ def get_event(ctx: Context, event_id: str):
     return _resource(snap.to_dict())
 
 
+class SweepResult(ResourceModel):
+    object: Literal["sweep"] = "sweep"
+    republished: int = Field(description="Outbox records delivered by this run.")
+
+
 sweeper = Router("outbox_sweeper")
 
 
-@sweeper.post("/", auth=SERVICE, idempotent=False)
+@sweeper.post("/", response=SweepResult, auth=SERVICE, idempotent=False)
 def run_sweeper(ctx: Context):
     """Cloud Scheduler target: deliver outbox records whose delivery failed after commit."""
     sent = sweep(ctx.deps.db, ctx.deps.publisher, ctx.deps.tasks, now=ctx.now,
                  min_age_seconds=ctx.deps.settings.outbox_sweep_min_age_seconds)
-    return {"object": "sweep", "republished": sent}
+    return SweepResult(republished=sent)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from pydantic import Field
 
@@ -11,7 +12,7 @@ from shared.notify.outbound import EVENT_QUEUED
 from shared.platform import logs
 from shared.platform.deps import Deps, get_deps
 from shared.platform.errors import ServiceUnavailable
-from shared.platform.models import DocId, RequestModel, is_doc_id
+from shared.platform.models import DocId, RequestModel, ResourceModel, is_doc_id
 from shared.platform.consumer import events_of
 from shared.platform.outbox import Event
 from shared.platform.router import SERVICE, Context, Router
@@ -45,14 +46,23 @@ class AttemptDue(RequestModel):
     attempt: int = Field(ge=1, le=100)
 
 
+class AttemptOutcome(ResourceModel):
+    object: Literal["notify_attempt"] = "notify_attempt"
+    message_id: str
+    attempt: int
+    outcome: Literal["missing", "stale", "busy", "dead_lettered", "superseded", "sent",
+                     "retrying"]
+
+
 tasks = Router("notify_tasks")
 
 
-@tasks.post("/attempts", body=AttemptDue, auth=SERVICE, idempotent=False, atomic=False)
+@tasks.post("/attempts", body=AttemptDue, response=AttemptOutcome, auth=SERVICE,
+            idempotent=False, atomic=False)
 def attempt_due(ctx: Context):
     """Cloud Tasks target: the next attempt of a queued message (a no-op if it is not due)."""
     outcome = delivery.attempt(ctx.deps, ctx.body.message_id, ctx.body.attempt)
     if outcome == "busy":  # an attempt holds the lease: let the queue try again later
         raise ServiceUnavailable("Another attempt is in progress.", headers={"Retry-After": "5"})
-    return {"object": "notify_attempt", "message_id": ctx.body.message_id,
-            "attempt": ctx.body.attempt, "outcome": outcome}
+    return AttemptOutcome(message_id=ctx.body.message_id, attempt=ctx.body.attempt,
+                          outcome=outcome)

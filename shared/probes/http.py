@@ -8,15 +8,16 @@ from shared.platform.pagination import ListQuery, ListResponse, paginate
 from shared.platform.ratelimit import Limit
 from shared.platform.router import SERVICE, Context, Router
 from shared.probes import service
-from shared.probes.models import CreateProbe, Probe, ProbeDue
+from shared.probes.models import CreateProbe, Ping, Probe, ProbeDue
 
 api = Router("platform", public_prefix="platform",
              rate_limits=[(Limit("platform.tenant", 6000, 60), "tenant")])
 
 
-@api.get("/ping", auth="public", inherit_limits=False, summary="Liveness of this function, no I/O.")
+@api.get("/ping", response=Ping, auth="public", inherit_limits=False,
+         summary="Liveness of this function, no I/O.")
 def ping(ctx: Context):
-    return {"object": "ping", "ok": True}
+    return Ping()
 
 
 @api.post("/probes", body=CreateProbe, response=Probe, status=201, scopes=["platform:write"])
@@ -46,7 +47,7 @@ def list_probes(ctx: Context):
 tasks = Router("platform_tasks")
 
 
-@tasks.post("/probe-due", body=ProbeDue, auth=SERVICE, idempotent=False)
+@tasks.post("/probe-due", body=ProbeDue, response=Probe, auth=SERVICE, idempotent=False)
 def probe_due(ctx: Context):
     """Cloud Tasks target: complete the probe (idempotent)."""
     return service.complete_probe(ctx.uow, probe_id=ctx.body.probe_id)

@@ -34,3 +34,8 @@ PROBE_COMPLETED = declare("probe.completed", ObjectPayload[Probe],
 
 class ProbeDue(RequestModel):
     probe_id: str = Field(..., max_length=64)
+
+
+class Ping(ResourceModel):
+    object: Literal["ping"] = "ping"
+    ok: bool = True

@@ -26,3 +26,20 @@ def test_openapi_lists_every_public_route_with_schemas(deps):
         name = ref.split('"', 1)[0].rsplit("/", 1)[1]
         assert name in spec["components"]["schemas"], name
     assert "POST /v1/platform/probes" in docs_html(spec)
+
+
+def test_every_json_route_of_every_function_declares_its_response_model(deps):
+    """Typed responses everywhere (the router validates them in tests): a route without a
+    model may only answer 204 or a ready non-JSON response (CSV statements, redirects)."""
+    import inspect
+    Gateway()
+    missing = []
+    for router in ROUTERS:
+        for route in router.routes:
+            if route.response is not None or route.status == 204:
+                continue
+            source = inspect.getsource(route.handler)
+            if "flask.Response" in source or "Result(" in source or "redirect" in source.lower():
+                continue
+            missing.append(f"{router.name} {route.method} {route.path}")
+    assert not missing, missing
