@@ -91,7 +91,7 @@ def run(env: BenchEnv) -> list[dict]:
     r = client.post("/v1/auth/register", headers={"X-Forwarded-For": _ip(next(ips))},
                     json={"email": f"{rt_user}@example.com", "username": rt_user, "password": PASSWORD})
     assert r.status_code == 201, r.get_data(as_text=True)
-    refresh_tokens = [pair["refresh_token"]]
+    refresh_tokens = [pair.refresh_token]
 
     def one_login():
         r = client.post("/v1/auth/login", json={"username": rt_user, "password": PASSWORD},
