@@ -22,6 +22,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small n: a smoke run")
     parser.add_argument("--only", help="run only bench_<name>.py")
+    parser.add_argument("--results", help="folder for latest.json (default bench/results)")
     args = parser.parse_args()
 
     stack = Stack(Ports.free(), project_id="demo-payloom-bench",
@@ -59,8 +60,8 @@ def main() -> int:
         stack.stop()
     print(json.dumps(results, indent=2))
     _print_table(results)
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
+    out = pathlib.Path(args.results) if args.results else HERE / "results"
+    out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2))
     return 0
 
