@@ -56,11 +56,15 @@ def deps(emulators, project_id):
     """Ports bound to this test's own project on the shared emulators."""
     d = Deps(settings=make_settings(emulators, project_id), clock=SystemClock())
     d.publisher.ensure_topic(d.settings.events_topic)
-    for queue in manifest.load_manifest()["queues"]:  # every queue the manifest declares
+    queues = list(manifest.load_manifest()["queues"])  # every queue the manifest declares
+    for queue in queues:
         d.tasks.ensure_queue(queue)
     set_deps(d)
     yield d
     set_deps(None)
+    for queue in queues:  # the emulator keeps a polling thread per queue until it is deleted
+        with contextlib.suppress(Exception):
+            d.tasks.delete_queue(queue)
 
 
 @pytest.fixture

@@ -82,3 +82,11 @@ class CloudTasksQueue:
             self._client.create_queue(parent=parent, queue={"name": self.queue_path(queue)})
         except gexc.AlreadyExists:
             pass
+
+    def delete_queue(self, queue: str) -> None:
+        """Local/test only: the emulator polls every queue it knows with a thread of its own,
+        so a test run that leaves one queue per test behind ends with thousands of pollers."""
+        try:
+            self._client.delete_queue(name=self.queue_path(queue))
+        except gexc.NotFound:
+            pass

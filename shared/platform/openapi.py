@@ -56,8 +56,9 @@ def build_openapi(routers: list[Router] | None = None) -> dict[str, Any]:
                 "operationId": f"{router.name}_{route.handler.__name__}",
                 "summary": route.summary, "tags": list(route.tags),
                 "responses": {
-                    str(route.status): {"description": "Success", **({"content": {"application/json": {
-                        "schema": _schema(route.response, components)}}} if route.response else {})},
+                    **{str(code): {"description": "Success", **({"content": {"application/json": {
+                        "schema": _schema(route.response, components)}}} if route.response else {})}
+                       for code in (route.status, *route.other_statuses)},
                     "4XX": {"description": "Error", "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/Error"}}}}},
             }

@@ -58,6 +58,7 @@ class Route:
     form: bool = False
     atomic: bool = True
     secret_fields: tuple[str, ...] = ()
+    other_statuses: tuple[int, ...] = ()
     regex: re.Pattern = dataclasses.field(init=False)
     specificity: tuple[int, ...] = dataclasses.field(init=False)
 
@@ -137,21 +138,23 @@ class Router:
               status: int = 200, idempotent: bool | None = None,
               rate_limits: Sequence[tuple[Limit, str]] = (), inherit_limits: bool = True,
               summary: str = "", form: bool = False, atomic: bool = True,
-              secret_fields: Sequence[str] = ()):
+              secret_fields: Sequence[str] = (), other_statuses: Sequence[int] = ()):
         """``rate_limits``: (Limit, keyed-by) pairs, keyed by "ip", "principal" or "tenant";
         the router's defaults apply too unless ``inherit_limits=False``. ``form=True`` also
         accepts application/x-www-form-urlencoded bodies (providers that POST forms, e.g. Apple's
         form_post callback). ``atomic=False`` is for the rare route that must call the outside
         world between its reads and its writes: the key is claimed with a lease first and the
         handler runs once. ``secret_fields``: top-level response fields shown once and never
-        stored under an Idempotency-Key nor replayed (API key secrets)."""
+        stored under an Idempotency-Key nor replayed (API key secrets). ``other_statuses``: the
+        other 2xx statuses the route answers with the same model (201 created or 200 existing),
+        so the OpenAPI document lists every one (checked in tests)."""
         def register(fn):
             self.routes.append(Route(
                 method.upper(), path, fn, body, query, response, auth, tuple(scopes), status,
                 method.upper() == "POST" if idempotent is None else idempotent,
                 (tuple(self.default_rate_limits) if inherit_limits else ()) + tuple(rate_limits),
                 summary or (fn.__doc__ or "").strip().split("\n")[0], self.tags, form,
-                atomic, tuple(secret_fields)))
+                atomic, tuple(secret_fields), tuple(other_statuses)))
             return fn
         return register
 
@@ -364,8 +367,12 @@ class Router:
         if result is None:
             return flask.Response(status=204 if status == 200 else status, headers=headers)
         payload = to_jsonable_python(result, by_alias=True)
-        if route.response is not None and ctx.deps.settings.strict_checks:
-            _check_response(route, payload)
+        if ctx.deps.settings.strict_checks:
+            if status != route.status and status not in route.other_statuses:
+                raise ResponseMismatch(f"{route.method} {route.path} answered {status}, which it "
+                                       f"does not declare (status/other_statuses)")
+            if route.response is not None:
+                _check_response(route, payload)
         return _json_response(status, payload, headers)
 
 

@@ -43,3 +43,12 @@ def test_every_json_route_of_every_function_declares_its_response_model(deps):
                 continue
             missing.append(f"{router.name} {route.method} {route.path}")
     assert not missing, missing
+
+
+def test_routes_that_answer_created_or_existing_document_both_statuses(deps):
+    Gateway()
+    spec = build_openapi()
+    verify = spec["paths"]["/v1/auth/phone/verify"]["post"]["responses"]
+    assert {"200", "201"} <= set(verify)
+    assert verify["200"]["content"] == verify["201"]["content"]
+    assert set(spec["paths"]["/v1/platform/probes"]["post"]["responses"]) == {"201", "4XX"}

@@ -50,7 +50,8 @@ def did_challenge(ctx: Context):
 
 
 @accounts_api.post("/dids", body=RegisterDidRequest, response=Did, auth=("user",),
-                   idempotent=False, rate_limits=[(limits.ME_WRITE, "principal")])
+                   idempotent=False, rate_limits=[(limits.ME_WRITE, "principal")],
+                   other_statuses=(201,))
 def register_did(ctx: Context):
     """Link a DID you control (did:key with a signed challenge, or the did:pkh of a linked
     wallet) to your verified phone number."""

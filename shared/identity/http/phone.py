@@ -39,7 +39,7 @@ def phone_start(ctx: Context):
 
 
 @auth_api.post("/phone/verify", body=PhoneVerifyRequest, response=PhoneSignInAnswer, auth=PUBLIC,
-               idempotent=False)
+               idempotent=False, other_statuses=(201,))
 def phone_verify(ctx: Context):
     """Check the code: signs in the number's user, creating it if new; returns tokens."""
     out = phone_signin.sign_in_with_code(ctx.uow, phone=ctx.body.phone, code=ctx.body.code.strip(),

@@ -72,7 +72,7 @@ def _complete(ctx: Context, provider: str, params: CallbackParams):
 
 
 @auth_api.get("/oauth/{provider}/callback", query=CallbackParams, response=SocialCallbackAnswer,
-              auth=PUBLIC, atomic=False, rate_limits=[(CALLBACK_IP, "ip")])
+              auth=PUBLIC, atomic=False, rate_limits=[(CALLBACK_IP, "ip")], other_statuses=(201,))
 def oauth_callback_get(ctx: Context, provider: str):
     """The provider's redirect: exchanges the code and signs in (or links)."""
     return _complete(ctx, provider, ctx.query)
@@ -80,7 +80,7 @@ def oauth_callback_get(ctx: Context, provider: str):
 
 @auth_api.post("/oauth/{provider}/callback", body=CallbackParams, response=SocialCallbackAnswer,
                auth=PUBLIC, idempotent=False, form=True, atomic=False,
-               rate_limits=[(CALLBACK_IP, "ip")])
+               rate_limits=[(CALLBACK_IP, "ip")], other_statuses=(201,))
 def oauth_callback_post(ctx: Context, provider: str):
     """Apple's response_mode=form_post lands here as a form; apps may also relay code + state as JSON."""
     return _complete(ctx, provider, ctx.body)

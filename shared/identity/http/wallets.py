@@ -35,7 +35,8 @@ def wallet_nonce(ctx: Context):
 
 
 @accounts_api.post("/wallets", body=SignedMessage, response=WalletLink, auth=("user",),
-                   idempotent=False, atomic=False, rate_limits=[(limits.ME_WRITE, "principal")])
+                   idempotent=False, atomic=False, rate_limits=[(limits.ME_WRITE, "principal")],
+                   other_statuses=(201,))
 def link_wallet(ctx: Context):
     """Link the wallet that signed the EIP-4361 message (EOA: EIP-191; contract: ERC-1271)."""
     link, created = wallets.link_wallet(ctx.uow, user_id=ctx.principal.id,

@@ -18,24 +18,28 @@ Flow (authorization code + PKCE S256 + nonce, RFC 6749 / RFC 7636 / OIDC Core):
 
 Unlinking refuses (409) to leave an account with no way in (password, verified phone, another
 social identity or a linked wallet).
+
+The provider protocol (token endpoint, JWKS, ID token checks, userinfo, Apple's client secret)
+is ``shared.adapters.oauth_provider``; this module keeps the rules and maps the adapter's
+errors to the envelope (``provider_errors``).
 """
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
-import hmac
-import json
 import secrets
-import threading
-import time
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
-import jwt
 import requests
 
+from shared.adapters.oauth_provider import (InvalidIdToken, OAuthProviderClient, ProviderBadAnswer,
+                                            ProviderProfile, ProviderRefused, ProviderSpec,
+                                            ProviderUnavailable, apple_client_secret)
 from shared.identity.responses import MfaChallenge, OAuthAuthorization, SocialSignIn
 from shared.identity.sessions.signin import finish_sign_in
 from shared.identity.social.config import OAuthSettings, oauth_settings
@@ -52,26 +56,6 @@ from shared.platform.uow import run_unit
 
 _log = get_logger(__name__)
 STATES = "oauth_states"
-
-
-@dataclasses.dataclass(frozen=True)
-class ProviderSpec:
-    name: str
-    display_name: str
-    kind: str                      # "oidc" | "oauth2"
-    authorize_url: str
-    token_url: str
-    userinfo_url: str | None
-    jwks_url: str | None
-    issuer: str | None
-    scopes: tuple[str, ...]
-    emails_url: str | None = None  # GitHub
-    response_mode: str | None = None  # Apple: form_post (required when scopes are requested)
-    id_token_algs: tuple[str, ...] = ("RS256",)
-
-    @property
-    def oidc(self) -> bool:
-        return self.kind == "oidc"
 
 
 PROVIDERS: dict[str, ProviderSpec] = {
@@ -148,17 +132,6 @@ def pkce_challenge(verifier: str) -> str:
 
 def _state_ref(db, state: str):
     return db.collection(STATES).document(hashlib.sha256(state.encode()).hexdigest())
-
-
-def apple_client_secret(cfg: OAuthSettings, spec: ProviderSpec, now: dt.datetime) -> str:
-    """Apple's client secret: an ES256 JWT signed with the team's key (Apple developer docs,
-    "Creating a client secret"): header ``kid`` = key id; claims ``iss`` = team id, ``iat``,
-    ``exp`` (at most 6 months later), ``aud`` = https://appleid.apple.com, ``sub`` = client id."""
-    iat = int(now.timestamp())
-    claims = {"iss": cfg.apple_team_id, "iat": iat, "exp": iat + cfg.apple_client_secret_ttl_seconds,
-              "aud": spec.issuer, "sub": cfg.apple_client_id}
-    return jwt.encode(claims, cfg.apple_private_key, algorithm="ES256",
-                      headers={"kid": cfg.apple_key_id, "alg": "ES256"})
 
 
 # --- step 1: authorize ----------------------------------------------------------------------
@@ -243,187 +216,61 @@ def _consume_state(deps, provider: str, state: str) -> dict[str, Any]:
 
 
 def _http(deps) -> requests.Session:
+    """The HTTP session for provider calls (tests may inject one as ``identity.oauth_http``)."""
     return deps.get("identity.oauth_http", requests.Session)
 
 
-def _provider_json(resp: requests.Response, what: str) -> Any:
+def provider_client(deps, spec: ProviderSpec, cfg: OAuthSettings) -> OAuthProviderClient:
+    """The protocol client for ``spec`` with this deployment's credentials (Apple's client
+    secret is an ES256 JWT signed now)."""
+    if spec.name == "apple":
+        secret = apple_client_secret(team_id=cfg.apple_team_id, key_id=cfg.apple_key_id,
+                                     private_key=cfg.apple_private_key,
+                                     client_id=cfg.apple_client_id, audience=spec.issuer,
+                                     now=deps.clock.now(),
+                                     ttl_seconds=cfg.apple_client_secret_ttl_seconds)
+    else:
+        secret = cfg.client_secret(spec.name)
+    return OAuthProviderClient(spec, client_id=cfg.client_id(spec.name), client_secret=secret,
+                               session=_http(deps), timeout=cfg.http_timeout_seconds,
+                               jwks_cache_seconds=cfg.jwks_cache_seconds,
+                               clock_skew_seconds=cfg.clock_skew_seconds)
+
+
+@contextlib.contextmanager
+def provider_errors() -> Iterator[None]:
+    """The adapter's failures as API errors: a refused code is the client's 400, a bad ID
+    token a 401, anything the provider got wrong a retryable 503."""
     try:
-        return resp.json()
-    except ValueError:
-        raise ServiceUnavailable(f"The provider's {what} answer was not JSON.",
-                                 code="provider_error") from None
+        yield
+    except ProviderRefused as exc:
+        raise InvalidRequest(str(exc), code="oauth_exchange_failed", param="code") from None
+    except InvalidIdToken as exc:
+        raise AuthenticationError(str(exc), code="invalid_id_token") from None
+    except ProviderUnavailable as exc:
+        raise ServiceUnavailable(str(exc), code="provider_unavailable") from None
+    except ProviderBadAnswer as exc:
+        raise ServiceUnavailable(str(exc), code="provider_error") from None
 
 
-def exchange_code(deps, spec: ProviderSpec, cfg: OAuthSettings, *, code: str, redirect_uri: str,
-                  code_verifier: str) -> dict[str, Any]:
-    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-            "client_id": cfg.client_id(spec.name), "code_verifier": code_verifier}
-    form["client_secret"] = (apple_client_secret(cfg, spec, deps.clock.now())
-                             if spec.name == "apple" else cfg.client_secret(spec.name))
-    try:
-        resp = _http(deps).post(spec.token_url, data=form, timeout=cfg.http_timeout_seconds,
-                                headers={"Accept": "application/json"})
-    except requests.RequestException:
-        raise ServiceUnavailable(f"{spec.display_name} could not be reached.",
-                                 code="provider_unavailable") from None
-    if resp.status_code >= 500:
-        raise ServiceUnavailable(f"{spec.display_name} is unavailable.", code="provider_unavailable")
-    payload = _provider_json(resp, "token")
-    # GitHub answers errors with 200 and {"error": ...}; the others with 400/401.
-    if resp.status_code >= 400 or not isinstance(payload, dict) or payload.get("error") \
-            or not payload.get("access_token"):
-        err = payload.get("error") if isinstance(payload, dict) else None
-        _log.info("oauth code exchange refused by %s: %s", spec.name, err)
-        raise InvalidRequest(f"{spec.display_name} refused the authorization code"
-                             f" ({err or 'no access token'}).", code="oauth_exchange_failed",
-                             param="code")
-    return payload
+def identity_from_profile(profile: ProviderProfile) -> ProviderIdentity:
+    """What we keep of the provider's profile: a normalised email (only vouched for if the
+    provider verified it) and a printable name."""
+    return ProviderIdentity(profile.provider, profile.subject, _clean_email(profile.email),
+                            profile.email_verified, _clean_name(profile.name), profile.login)
 
 
-# JWKS per URL, cached per process.
-_jwks_cache: dict[str, tuple[float, jwt.PyJWKSet]] = {}
-_jwks_lock = threading.Lock()
-
-
-def _jwks(deps, url: str, cfg: OAuthSettings, *, refresh: bool = False) -> jwt.PyJWKSet:
-    with _jwks_lock:
-        hit = _jwks_cache.get(url)
-    if hit and not refresh and hit[0] > time.monotonic():
-        return hit[1]
-    try:
-        resp = _http(deps).get(url, timeout=cfg.http_timeout_seconds)
-    except requests.RequestException:
-        raise ServiceUnavailable("The provider's signing keys could not be fetched.",
-                                 code="provider_unavailable") from None
-    if resp.status_code != 200:
-        raise ServiceUnavailable("The provider's signing keys could not be fetched.",
-                                 code="provider_unavailable")
-    try:
-        keyset = jwt.PyJWKSet.from_dict(_provider_json(resp, "JWKS"))
-    except (jwt.PyJWKSetError, jwt.InvalidKeyError, TypeError, KeyError):
-        raise ServiceUnavailable("The provider's signing keys are unusable.",
-                                 code="provider_error") from None
-    with _jwks_lock:
-        _jwks_cache[url] = (time.monotonic() + cfg.jwks_cache_seconds, keyset)
-    return keyset
-
-
-def _bad_token(reason: str) -> AuthenticationError:
-    return AuthenticationError(f"The identity token was rejected: {reason}.", code="invalid_id_token")
-
-
-def verify_id_token(deps, spec: ProviderSpec, cfg: OAuthSettings, id_token: str, *,
-                    nonce: str) -> dict[str, Any]:
-    """Verify an OIDC id_token (OIDC Core 3.1.3.7) with our clock."""
-    try:
-        header = jwt.get_unverified_header(id_token)
-    except jwt.DecodeError:
-        raise _bad_token("malformed") from None
-    alg, kid = header.get("alg"), header.get("kid")
-    if alg not in spec.id_token_algs:
-        raise _bad_token(f"algorithm {alg!r} not accepted")
-    keyset = _jwks(deps, spec.jwks_url, cfg)
-    key = next((k for k in keyset.keys if k.key_id == kid), None)
-    if key is None:  # the provider rotated its keys: refetch once
-        keyset = _jwks(deps, spec.jwks_url, cfg, refresh=True)
-        key = next((k for k in keyset.keys if k.key_id == kid), None)
-    if key is None:
-        raise _bad_token("unknown signing key")
-    client_id = cfg.client_id(spec.name)
-    try:
-        claims = jwt.decode(id_token, key.key, algorithms=[alg], audience=client_id,
-                            issuer=spec.issuer,
-                            options={"require": ["iss", "aud", "exp", "iat", "sub"],
-                                     "verify_exp": False, "verify_iat": False, "verify_nbf": False})
-    except jwt.InvalidAudienceError:
-        raise _bad_token("wrong audience") from None
-    except jwt.InvalidIssuerError:
-        raise _bad_token("wrong issuer") from None
-    except jwt.InvalidSignatureError:
-        raise _bad_token("bad signature") from None
-    except jwt.PyJWTError as exc:
-        raise _bad_token(type(exc).__name__) from None
-    now = deps.clock.now().timestamp()
-    skew = cfg.clock_skew_seconds
-    if not isinstance(claims["exp"], (int, float)) or claims["exp"] <= now - skew:
-        raise _bad_token("expired")
-    if not isinstance(claims["iat"], (int, float)) or claims["iat"] > now + skew:
-        raise _bad_token("issued in the future")
-    aud = claims["aud"]
-    if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != client_id:
-        raise _bad_token("wrong authorized party")
-    if not hmac.compare_digest(str(claims.get("nonce", "")).encode(), nonce.encode()):
-        raise _bad_token("nonce mismatch")
-    if not isinstance(claims["sub"], str) or not claims["sub"] or len(claims["sub"]) > 255:
-        raise _bad_token("bad subject")
-    return claims
-
-
-def _truthy(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def _api_get(deps, url: str, access_token: str, cfg: OAuthSettings, spec: ProviderSpec) -> Any:
-    headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
-    if spec.name == "github":
-        headers["Accept"] = "application/vnd.github+json"
-        headers["X-GitHub-Api-Version"] = "2022-11-28"
-    try:
-        resp = _http(deps).get(url, headers=headers, timeout=cfg.http_timeout_seconds)
-    except requests.RequestException:
-        raise ServiceUnavailable(f"{spec.display_name} could not be reached.",
-                                 code="provider_unavailable") from None
-    if resp.status_code != 200:
-        raise ServiceUnavailable(f"{spec.display_name} refused the profile request.",
-                                 code="provider_error")
-    return _provider_json(resp, "profile")
-
-
-def _apple_name(raw_user: str | None) -> str | None:
-    """Apple posts ``user`` (JSON: {"name": {"firstName", "lastName"}, "email"}) once."""
-    if not raw_user:
-        return None
-    try:
-        data = json.loads(raw_user)
-        name = data.get("name") or {}
-        full = " ".join(p for p in (name.get("firstName"), name.get("lastName")) if p)
-        return full[:64] or None
-    except (ValueError, AttributeError, TypeError):
-        return None
-
-
-def fetch_identity(deps, spec: ProviderSpec, cfg: OAuthSettings, tokens: dict[str, Any], *,
-                   nonce: str, apple_user: str | None = None) -> ProviderIdentity:
-    if spec.oidc:
-        id_token = tokens.get("id_token")
-        if not isinstance(id_token, str):
-            raise _bad_token("missing")
-        claims = verify_id_token(deps, spec, cfg, id_token, nonce=nonce)
-        email, verified, name = claims.get("email"), _truthy(claims.get("email_verified")), claims.get("name")
-        if spec.userinfo_url and (not email or not name):
-            info = _api_get(deps, spec.userinfo_url, tokens["access_token"], cfg, spec)
-            if not isinstance(info, dict) or info.get("sub") != claims["sub"]:
-                raise _bad_token("userinfo subject differs")  # OIDC Core 5.3.4
-            email = email or info.get("email")
-            verified = verified or _truthy(info.get("email_verified"))
-            name = name or info.get("name")
-        if spec.name == "apple":
-            name = name or _apple_name(apple_user)
-        return ProviderIdentity(spec.name, claims["sub"], _clean_email(email), bool(email and verified),
-                                _clean_name(name))
-    # GitHub: OAuth 2 only; the numeric id is the stable subject (logins can change).
-    user = _api_get(deps, spec.userinfo_url, tokens["access_token"], cfg, spec)
-    if not isinstance(user, dict) or not isinstance(user.get("id"), int):
-        raise ServiceUnavailable("GitHub returned an unexpected profile.", code="provider_error")
-    email, verified = None, False
-    if spec.emails_url:
-        emails = _api_get(deps, spec.emails_url, tokens["access_token"], cfg, spec)
-        primary = next((e for e in emails if isinstance(e, dict) and e.get("primary")), None) \
-            if isinstance(emails, list) else None
-        if primary:
-            email, verified = primary.get("email"), bool(primary.get("verified"))
-    return ProviderIdentity("github", str(user["id"]), _clean_email(email), bool(email and verified),
-                            _clean_name(user.get("name") or user.get("login")), user.get("login"))
+def fetch_identity(deps, spec: ProviderSpec, cfg: OAuthSettings, *, code: str, redirect_uri: str,
+                   code_verifier: str, nonce: str, apple_user: str | None = None
+                   ) -> ProviderIdentity:
+    """Exchange the code and prove the identity with the provider (no Firestore here)."""
+    client = provider_client(deps, spec, cfg)
+    with provider_errors():
+        tokens = client.exchange_code(code=code, redirect_uri=redirect_uri,
+                                      code_verifier=code_verifier)
+        profile = client.fetch_profile(tokens, nonce=nonce, now=deps.clock.now().timestamp(),
+                                       apple_user=apple_user)
+    return identity_from_profile(profile)
 
 
 def _clean_email(value: Any) -> str | None:
@@ -464,9 +311,9 @@ def complete_authorization(uow, *, provider: str, code: str | None, state: str |
         # The app relays a link completion with the same user's token (no cross-user CSRF).
         raise AuthenticationError("Completing a link needs the Bearer token of the user who started it.",
                                   code="link_requires_same_user")
-    tokens = exchange_code(deps, spec, cfg, code=code, redirect_uri=flow["redirect_uri"],
-                           code_verifier=flow["code_verifier"])
-    ident = fetch_identity(deps, spec, cfg, tokens, nonce=flow["nonce"], apple_user=apple_user)
+    ident = fetch_identity(deps, spec, cfg, code=code, redirect_uri=flow["redirect_uri"],
+                           code_verifier=flow["code_verifier"], nonce=flow["nonce"],
+                           apple_user=apple_user)
     if link_user_id:
         return link_identity(uow, link_user_id, ident)
     return _sign_in(uow, ident, ip=ip, user_agent=user_agent)
