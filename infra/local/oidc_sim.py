@@ -1,6 +1,6 @@
 """Loopback OAuth 2.0 / OpenID Connect provider simulating Google, Apple, LinkedIn and GitHub.
 
-A real HTTP server (127.0.0.1 only), so the production client in ``shared.identity.social.oauth`` is
+A real HTTP server (127.0.0.1 only), so the production client in ``shared.adapters.oauth_provider (called from shared.identity.social.oauth)`` is
 what tests exercise. Each provider is a *tenant* under its own path prefix, laid out like the
 real provider (the client rebases its production URLs onto ``{base}/{tenant}``):
 

@@ -256,8 +256,11 @@ def provider_errors() -> Iterator[None]:
 def identity_from_profile(profile: ProviderProfile) -> ProviderIdentity:
     """What we keep of the provider's profile: a normalised email (only vouched for if the
     provider verified it) and a printable name."""
-    return ProviderIdentity(profile.provider, profile.subject, _clean_email(profile.email),
-                            profile.email_verified, _clean_name(profile.name), profile.login)
+    email = _clean_email(profile.email)
+    # A provider can only vouch for an address we kept: no address, nothing verified.
+    return ProviderIdentity(profile.provider, profile.subject, email,
+                            bool(email) and profile.email_verified, _clean_name(profile.name),
+                            profile.login)
 
 
 def fetch_identity(deps, spec: ProviderSpec, cfg: OAuthSettings, *, code: str, redirect_uri: str,

@@ -16,6 +16,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from infra.local.simserver import LoopbackHandler, LoopbackServer, start_in_thread
 from infra.local.stack import free_port
 from shared.adapters.oauth_provider import (InvalidIdToken, JwksCache, OAuthProviderClient,
                                             ProviderBadAnswer, ProviderRefused,
@@ -273,6 +274,40 @@ def test_provider_answers_we_cannot_use_are_bad_answers(oidc_server):
         _client(spec, "c", "s").jwks()
 
 
+class _BrokenProvider(LoopbackHandler):
+    """A provider having a bad day: 503 on /down, an HTML page with 200 elsewhere."""
+
+    def do_POST(self):
+        self.read_body()
+        if self.path.startswith("/down"):
+            return self.json_response(503, {"error": "temporarily_unavailable"})
+        return self.send_body(200, b"<html>maintenance</html>", "text/html")
+
+    do_GET = do_POST
+
+
+@pytest.fixture(scope="module")
+def broken_provider():
+    server, base = start_in_thread(LoopbackServer(0, _BrokenProvider), "broken-oidc")
+    yield base
+    server.stop()
+
+
+def test_provider_5xx_is_unavailable_and_html_is_a_bad_answer(oidc_server, broken_provider):
+    spec = dataclasses.replace(_spec(oidc_server, "google"), token_url=broken_provider + "/down/token",
+                               jwks_url=broken_provider + "/certs")
+    client = _client(spec, "c", "s")
+    with pytest.raises(ProviderUnavailable, match="Google is unavailable"):
+        client.exchange_code(code="x", redirect_uri=REDIRECT, code_verifier="v" * 43)
+    with pytest.raises(ProviderBadAnswer, match="token answer was not JSON"):
+        _client(dataclasses.replace(spec, token_url=broken_provider + "/token"), "c", "s") \
+            .exchange_code(code="x", redirect_uri=REDIRECT, code_verifier="v" * 43)
+    with pytest.raises(ProviderBadAnswer, match="JWKS answer was not JSON"):
+        client.jwks()
+    with pytest.raises(ProviderBadAnswer, match="profile answer was not JSON"):
+        client.api_get(broken_provider + "/userinfo", "token")
+
+
 # --- identity's side: the adapter's failures in the error envelope ------------------------------
 
 @pytest.mark.parametrize("exc,status,error,code", [
@@ -343,3 +378,12 @@ def test_adapter_reads_no_settings_and_no_database():
                                                    "google.cloud", "pydantic_settings"))]
     assert not banned, banned
     assert "shared.platform.logs" in imported  # the walk sees the imports that are there
+
+
+def test_an_address_we_cannot_keep_is_not_vouched_for():
+    from shared.adapters.oauth_provider import ProviderProfile
+    from shared.identity.social.oauth import identity_from_profile
+    kept = identity_from_profile(ProviderProfile("google", "s1", "Ann@Example.com", True, "Ann"))
+    assert kept.email == "Ann@example.com" and kept.email_verified is True  # domain lower-cased
+    dropped = identity_from_profile(ProviderProfile("google", "s2", "not an address", True, "Bo"))
+    assert dropped.email is None and dropped.email_verified is False
