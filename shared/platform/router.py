@@ -372,8 +372,27 @@ class Router:
                 raise ResponseMismatch(f"{route.method} {route.path} answered {status}, which it "
                                        f"does not declare (status/other_statuses)")
             if route.response is not None:
+                problem = untyped_answer(route, result)
+                if problem:
+                    raise ResponseMismatch(problem)
                 _check_response(route, payload)
         return _json_response(status, payload, headers)
+
+
+def untyped_answer(route: Route, body: Any) -> str | None:
+    """Why ``body`` (what a handler returned) is not its route's declared model, or None.
+
+    Services build the models: a hand-built dict is refused even when it happens to validate,
+    so the OpenAPI schema stays what the code really sends. A generic list answers with any
+    parametrisation of ``ListResponse`` (its items are checked by validation)."""
+    if route.response is None:
+        return None if body is None else (
+            f"{route.method} {route.path} declares no response but returned {type(body).__name__}")
+    expected = route.response.__pydantic_generic_metadata__.get("origin") or route.response
+    if not isinstance(body, expected):
+        return (f"{route.method} {route.path} returned {type(body).__name__}, "
+                f"not its declared {route.response.__name__}")
+    return None
 
 
 def _check_response(route: Route, payload: Any) -> None:

@@ -24,8 +24,7 @@ from shared.identity.factors.otp import OtpSettings
 from shared.identity.ports_sms import TwilioSmsSender
 from shared.identity.sessions.keys import KeySet, generate_key
 from shared.identity.web3.siwe import SiweSettings
-from tests.identity.helpers import (ANVIL_CHAIN_ID, CODE_RE, PASSWORD, SIWE_DOMAIN, fresh_ip,
-                                    untyped_answer)
+from tests.identity.helpers import ANVIL_CHAIN_ID, CODE_RE, PASSWORD, SIWE_DOMAIN, fresh_ip
 from tests.support.identity import deliver_outbound, fast_identity_settings
 
 # --- simulators (one per session) -----------------------------------------------------------
@@ -118,27 +117,6 @@ def _identity_wiring(deps, identity_settings, keyset, sms_server):
     sms_server.inbox = lambda to, *a, **kw: (deliver_outbound(deps), read(sms_server, to, *a, **kw))[1]
     yield
     del sms_server.inbox
-
-
-@pytest.fixture(autouse=True)
-def _typed_answers(monkeypatch):
-    """Every identity handler called by any test here returns its route's declared model
-    (the router checks the JSON; this checks the handler did not hand-build it)."""
-    from shared.identity.http.api import accounts_api, auth_api
-    from shared.platform.router import Result, Router
-
-    render, wrong = Router._render, []
-
-    def checked(self, route, result, ctx):
-        if self is auth_api or self is accounts_api:
-            problem = untyped_answer(route, result.body if isinstance(result, Result) else result)
-            if problem:
-                wrong.append(problem)
-        return render(self, route, result, ctx)
-
-    monkeypatch.setattr(Router, "_render", checked)
-    yield
-    assert not wrong, wrong
 
 
 @pytest.fixture

@@ -40,16 +40,3 @@ def events_of(deps, type_: str) -> list[dict]:
     from google.cloud import firestore
     q = deps.db.collection("events").where(filter=firestore.FieldFilter("type", "==", type_))
     return [s.to_dict() for s in q.stream()]
-
-
-def untyped_answer(route, body) -> str | None:
-    """Why ``body`` (what an identity handler returned) is not its route's declared model, or
-    None. Services build the models (issue 7, item 5): a hand-built dict is refused even when it
-    happens to validate, so the OpenAPI schema stays what the code really sends."""
-    if route.response is None:
-        return None if body is None else (
-            f"{route.method} {route.path} declares no response but returned {type(body).__name__}")
-    if not isinstance(body, route.response):
-        return (f"{route.method} {route.path} returned {type(body).__name__}, "
-                f"not its declared {route.response.__name__}")
-    return None

@@ -1,8 +1,8 @@
 """Typed identity responses (issue 7, item 5).
 
 Every identity route declares the model it answers and the handler returns an instance of it
-(``conftest._typed_answers`` checks that for every request of every identity test; the router
-checks the JSON against the model). The OpenAPI document then describes each answer exactly.
+(in tests the router refuses any other answer, ``router.untyped_answer``, and checks the JSON
+against the model). The OpenAPI document then describes each answer exactly.
 Fields shown once (API key secrets, the TOTP seed, backup codes) are the routes' secret fields,
 so they can never be stored under an Idempotency-Key nor replayed.
 """
@@ -21,7 +21,8 @@ from shared.identity.resources import ApiKey, Session
 from shared.identity.responses import (DidDocument, Jwk, MfaStatus, SiweNonce, TokenPair,
                                        TotpEnrollment)
 from shared.platform.openapi import build_openapi
-from tests.identity.helpers import assert_error, untyped_answer
+from shared.platform.router import untyped_answer
+from tests.identity.helpers import assert_error
 
 ROUTES = [(router, route) for router in (auth_api, accounts_api) for route in router.routes]
 
