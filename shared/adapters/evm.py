@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_utils import to_checksum_address
 
-from shared.platform import safe_imports  # noqa: F401  (web3 -> py_ecc must not raise the recursion limit)
+from shared.platform.safe_imports import pinned_recursion_limit
 
 if TYPE_CHECKING:
     from web3 import Web3
@@ -34,7 +34,8 @@ class ChainUnavailable(Exception):
 
 
 def web3_client(rpc_url: str, *, timeout: float = 10.0) -> "Web3":
-    from web3 import Web3
+    with pinned_recursion_limit():  # web3 -> py_ecc raises the limit at import
+        from web3 import Web3
 
     return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
 

@@ -8,7 +8,6 @@ import flask
 from werkzeug.exceptions import HTTPException
 
 from shared.platform import logs
-from shared.platform import safe_imports  # noqa: F401  (pins the recursion limit before any library)
 from shared.platform.auth import Authenticator, register_authenticator
 from shared.platform.config import get_settings
 from shared.platform.errors import INTERNAL_ERROR, http_error_envelope

@@ -2,13 +2,15 @@
 
 ``py_ecc`` (pulled in by ``eth_account`` and ``web3``) raises the recursion limit to 100,000 when
 it is imported. With that limit a deeply nested input recurses in C until the thread's stack
-overflows and the worker dies with SIGSEGV, instead of raising ``RecursionError``. Importing it
-here once, under the platform's limit, makes every later ``import eth_account`` harmless (the
-module is cached, its top level never runs again). ``restore_recursion_limit`` is the backstop
-the router calls on each request, for any other library that tries the same.
+overflows and the worker dies with SIGSEGV, instead of raising ``RecursionError``. Those
+libraries are imported lazily (they cost up to a second of cold start), always inside
+``pinned_recursion_limit()``, so the limit is put back as soon as their top level has run.
+``restore_recursion_limit`` is the backstop the router calls on each request, for any other
+library that tries the same.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
@@ -25,13 +27,11 @@ def restore_recursion_limit() -> None:
         _log.warning("recursion limit changed to %s by a library; restored %s", current, RECURSION_LIMIT)
 
 
-def _import_py_ecc() -> None:
+@contextlib.contextmanager
+def pinned_recursion_limit():
+    """Run imports of eth_account / web3 / py_ecc inside this: whatever their top level sets,
+    the platform's limit is back when the block ends."""
     try:
-        import py_ecc  # noqa: F401  (its top level calls sys.setrecursionlimit(100000))
-    except ImportError:  # not installed in this function's build
-        pass
+        yield
     finally:
         sys.setrecursionlimit(RECURSION_LIMIT)
-
-
-_import_py_ecc()

@@ -127,16 +127,19 @@ def test_http_statuses_without_a_router_use_the_envelope():
 
 def test_web3_imports_leave_the_recursion_limit_alone():
     """py_ecc (under eth_account and web3) sets the limit to 100,000 at import; with that limit a
-    deep input overflows the C stack (SIGSEGV) instead of raising. A fresh interpreter proves it."""
+    deep input overflows the C stack (SIGSEGV) instead of raising. A fresh interpreter proves our
+    code loads them lazily (not at cold start) and never leaves the limit raised."""
     import subprocess
     import sys
 
     from shared.platform.manifest import REPO_ROOT
     code = ("import sys; before = sys.getrecursionlimit()\n"
-            "import shared.platform.router, shared.adapters.evm, shared.identity.web3.siwe\n"
-            "import eth_account, web3, py_ecc\n"
-            "from eth_account import Account\n"
-            "Account.create()\n"
+            "import shared.platform.entry, shared.platform.router, shared.adapters.evm\n"
+            "import shared.identity.web3.siwe as siwe\n"
+            "assert 'py_ecc' not in sys.modules, 'web3 libraries loaded at cold start'\n"
+            "siwe.recover_eoa('hello', bytes(65))\n"
+            "shared.adapters.evm.web3_client('http://127.0.0.1:9')\n"
+            "assert 'py_ecc' in sys.modules\n"
             "print(before, sys.getrecursionlimit())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=str(REPO_ROOT))

@@ -24,6 +24,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.adapters.evm import ChainUnavailable, evm_client
+from shared.platform.safe_imports import pinned_recursion_limit
 from shared.platform.errors import InvalidRequest, ServiceUnavailable
 
 SETTINGS_KEY = "identity.siwe_settings"
@@ -317,8 +318,9 @@ def decode_signature(signature: str) -> bytes:
 def recover_eoa(message: str, signature: bytes) -> str | None:
     # Imported here: eth_account costs ~0.6 s of every auth/accounts cold start, and only a
     # wallet sign-in needs it.
-    from eth_account import Account
-    from eth_account.messages import encode_defunct
+    with pinned_recursion_limit():
+        from eth_account import Account
+        from eth_account.messages import encode_defunct
 
     if len(signature) != 65:
         return None
