@@ -150,6 +150,7 @@ class Ports:
     sms: int = 9323
     oidc: int = 9324
     stripe: int = 9325
+    webhooks: int = 9326
 
     @classmethod
     def free(cls) -> "Ports":
@@ -194,7 +195,9 @@ SIMULATORS: dict[str, Simulator] = {
                                      "PAYLOOM_STRIPE_WEBHOOK_SECRET": STRIPE_WHSEC},
                         "payments API, Stripe PaymentIntents + signed webhooks",
                         lambda ports: ("--api-key", STRIPE_KEY, "--webhook-secret", STRIPE_WHSEC, "--webhook-url",
-                                       f"http://127.0.0.1:{ports.gateway}/v1/wallet/webhooks/stripe")),
+                                       f"http://127.0.0.1:{ports.gateway}/v1/inbound/stripe")),
+    "webhooks": Simulator("infra.local.webhook_sim", lambda url: {"PAYLOOM_WEBHOOK_SIM_URL": url},
+                          "webhook receiver (config: PUT /_config/<path>; inbox: /_inbox)"),
 }
 
 

@@ -4,17 +4,22 @@ Capabilities declare their types next to their models (``declare("probe.created"
 ObjectPayload[Probe])``). ``UnitOfWork.emit`` checks each event against its declaration in tests
 (an undeclared type or a payload that does not match is a bug), and the OpenAPI document
 publishes public types in its ``webhooks`` section so receivers can generate their models.
-Envelopes stay thin and stable: ``{id, object, type, created, livemode, data: {object}}``.
+Envelopes stay thin and stable: ``{id, object, type, created, livemode, data: {object}}``, and
+under ``MAX_PAYLOAD_BYTES`` (Standard Webhooks' 20 kB): an event carries the object as the API
+returns it, never a list that grows (checked with the payload in tests).
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 T = TypeVar("T")
 DEFAULT_VERSION = "2026-12-01"
+MAX_PAYLOAD_BYTES = 20_000   # the whole delivered envelope; ``data`` must leave room for it
+ENVELOPE_ALLOWANCE = 400     # id, object, type, created, livemode and JSON punctuation
 
 
 class ObjectPayload(BaseModel, Generic[T]):
@@ -34,9 +39,27 @@ class EventType:
 CATALOG: dict[str, EventType] = {}
 REQUIRE_DECLARED = True  # an undeclared event type is a bug (checked in tests)
 
+# The modules that declare event types. A function that only handles some capabilities (the
+# webhooks function validates subscriptions to every type, fan-out delivers every type) calls
+# ``load_all`` instead of importing every capability's service code. A test scans ``shared/``
+# and fails when a module with a ``declare(`` is missing here.
+DECLARING_MODULES = (
+    "shared.identity.resources",
+    "shared.ledger.resources",
+    "shared.notify.outbound",
+    "shared.probes.models",
+    "shared.wallet.models",
+    "shared.webhooks.delivery_models",
+    "shared.webhooks.models",
+)
+
 
 class UndeclaredEvent(Exception):
     """Emitted an event whose type or payload the catalogue does not declare."""
+
+
+class OversizedEvent(UndeclaredEvent):
+    """An event whose payload would make a webhook delivery larger than 20 kB."""
 
 
 def declare(name: str, payload: type[BaseModel], *, description: str = "",
@@ -47,6 +70,21 @@ def declare(name: str, payload: type[BaseModel], *, description: str = "",
     event_type = EventType(name, payload, description or name, version, public)
     CATALOG[name] = event_type
     return event_type
+
+
+def load_all() -> dict[str, EventType]:
+    """Every declared event type (imports the declaring modules once; cheap after the first)."""
+    import importlib
+    for module in DECLARING_MODULES:
+        importlib.import_module(module)
+    return CATALOG
+
+
+def is_public(name: str) -> bool:
+    """Whether events of this type reach merchants (webhooks, the events API). A type this
+    process has not imported yet loads the whole catalogue once."""
+    declared = CATALOG.get(name) or load_all().get(name)
+    return declared is not None and declared.public
 
 
 def check(name: str, data: dict[str, Any]) -> None:
@@ -60,6 +98,15 @@ def check(name: str, data: dict[str, Any]) -> None:
     except ValidationError as exc:
         raise UndeclaredEvent(f"{name} payload does not match {event_type.payload.__name__}: "
                               f"{exc.errors()[:3]}") from None
+    size = payload_size(data)
+    if size > MAX_PAYLOAD_BYTES - ENVELOPE_ALLOWANCE:
+        raise OversizedEvent(f"{name} payload is {size} bytes; events stay under "
+                             f"{MAX_PAYLOAD_BYTES} bytes with their envelope")
+
+
+def payload_size(data: dict[str, Any]) -> int:
+    """Bytes of ``data`` as a delivery serialises it (compact JSON, UTF-8)."""
+    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str).encode())
 
 
 def openapi_webhooks(schema_for) -> dict[str, Any]:

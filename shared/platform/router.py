@@ -78,6 +78,7 @@ class Context:
     body: Any = None
     query: Any = None
     request_id: str = ""
+    raw_body: bytes = b""   # the exact bytes the body was parsed from (signature checks)
     idempotency_key: str | None = None
     uow: UnitOfWork | None = None
     response_headers: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -239,7 +240,7 @@ class Router:
         principal = self._authenticate(route, request, deps)  # 401 before describing the schema
         body = _parse_body(route, request, raw)
         query = _parse_query(route, request)
-        ctx = Context(request, principal, deps, body, query, request_id)
+        ctx = Context(request, principal, deps, body, query, request_id, raw_body=raw)
         now = deps.clock.now()
         rate_headers: dict[str, str] = {}
         for rule, keyed_by in route.rate_limits:

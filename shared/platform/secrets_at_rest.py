@@ -206,6 +206,8 @@ SEALED_FIELDS: list[SealedField] = []
 
 
 def register_sealed_field(collection: str, field: str, purpose: str | None = None) -> SealedField:
+    """``field`` is a top-level field, or ``list[].key`` for a list of maps that each hold a
+    sealed value under ``key`` (rewrapped in place; legacy plaintext is not migrated there)."""
     entry = SealedField(collection, field, purpose or field)
     if entry not in SEALED_FIELDS:
         SEALED_FIELDS.append(entry)
@@ -250,6 +252,11 @@ def rewrap_collection(db, env: Envelope, collection: str, *, fields: list[Sealed
             migrated = False
             try:
                 for f in fields:
+                    if "[]." in f.field:  # a list of maps, each holding one sealed value
+                        items = _rewrapped_items(env, doc, f.field)
+                        if items is not None:
+                            update[f.field.split("[].", 1)[0]] = items
+                        continue
                     value = doc.get(f.field)
                     if is_sealed(value):
                         new = env.rewrap(value)
@@ -276,6 +283,22 @@ def rewrap_collection(db, env: Envelope, collection: str, *, fields: list[Sealed
             break
         last = page[-1]
     return report
+
+
+def _rewrapped_items(env: Envelope, doc: dict[str, Any], path: str) -> list | None:
+    """For ``secrets[].sealed``: the list with each item's sealed value moved to the primary
+    KEK (the ciphertext is untouched, so no context is needed), or None if nothing moved."""
+    list_field, item_field = path.split("[].", 1)
+    items = doc.get(list_field)
+    if not isinstance(items, list):
+        return None
+    out, moved = [], False
+    for item in items:
+        value = item.get(item_field) if isinstance(item, dict) else None
+        new = env.rewrap(value) if is_sealed(value) else None
+        moved = moved or new is not None
+        out.append({**item, item_field: new} if new is not None else item)
+    return out if moved else None
 
 
 def rewrap_all(db, env: Envelope) -> dict[str, RewrapReport]:

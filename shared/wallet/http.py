@@ -1,5 +1,6 @@
-"""``/v1/wallet``: balances, top-ups, P2P transfers, history, CSV statements, the Stripe
-webhook, and the private records endpoint for the app's backend."""
+"""``/v1/wallet``: balances, top-ups, P2P transfers, history, CSV statements, and the private
+records endpoint for the app's backend. The card processor's webhook arrives through the inbox
+(``/v1/inbound/stripe``; handlers in ``shared.wallet.inbound``)."""
 from __future__ import annotations
 
 import flask
@@ -9,9 +10,9 @@ from shared.platform.router import SERVICE, Context, Router
 from shared.platform.pagination import ListResponse
 from shared.wallet import service
 from shared.wallet.models import (BalanceList, CaptureHold, CreateHold, CreateRecord,
-                                  CreateTopUp, CreateTransfer, StatementQuery, StripeWebhook,
-                                  StripeWebhookReceipt, TopUp, TransactionsQuery, WalletHold,
-                                  WalletRecord, WalletTransaction, WalletTransfer)
+                                  CreateTopUp, CreateTransfer, StatementQuery, TopUp,
+                                  TransactionsQuery, WalletHold, WalletRecord, WalletTransaction,
+                                  WalletTransfer)
 
 USER = ("user",)
 
@@ -30,14 +31,6 @@ def get_balances(ctx: Context):
 def create_topup(ctx: Context):
     """Top up by card: a PaymentIntent; the wallet is credited when the provider confirms."""
     return service.create_topup(ctx.deps, ctx.principal, ctx.body, ctx.idempotency_key)
-
-
-@api.post("/webhooks/stripe", body=StripeWebhook, response=StripeWebhookReceipt, auth="public",
-          idempotent=False)
-def stripe_webhook(ctx: Context):
-    """Stripe's signed events (verified against the raw body, de-duplicated by event id)."""
-    return service.handle_stripe_webhook(ctx.uow, ctx.request.get_data(cache=True),
-                                         ctx.request.headers.get("Stripe-Signature"))
 
 
 @api.post("/transfers", body=CreateTransfer, response=WalletTransfer, status=201,

@@ -91,11 +91,6 @@ class StatementQuery(RequestModel):
     to: str | None = Field(None, max_length=40)
 
 
-class StripeWebhook(BaseModel):
-    """Only for the router to accept the JSON; the handler verifies the raw bytes."""
-    model_config = ConfigDict(extra="allow")
-
-
 class BalanceResource(ResourceModel):
     object: Literal["balance"] = "balance"
     asset: str
@@ -182,14 +177,6 @@ class TopUp(ResourceModel):
     failure_code: str | None = None
     failure_message: str | None = None
     created: str
-
-
-class StripeWebhookReceipt(BaseModel):
-    """Our answer to the provider: any 2xx stops its retries."""
-    received: bool = True
-    handled: bool
-    result: str | None = Field(None, description="ok, duplicate, unknown_topup, amount_mismatch, "
-                                                 "ignored or already_<status>.")
 
 
 class EntryRecord(BaseModel):

@@ -30,7 +30,7 @@ from shared.platform.uow import UnitOfWork, run_unit
 from shared.wallet import config, limits, topups
 from shared.wallet.models import (TOPUP_EVENTS, BalanceList, BalanceResource, CaptureHold,
                                   CreateHold, CreateRecord, CreateTopUp, CreateTransfer,
-                                  EntryRecord, Party, StatementQuery, StripeWebhookReceipt,
+                                  EntryRecord, Party, StatementQuery,
                                   SystemParty, TopUp, TransactionsQuery, UserParty,
                                   WalletBalanceAfter, WalletHold, WalletRecord, WalletTransaction,
                                   WalletTransfer)
@@ -38,8 +38,6 @@ from shared.wallet.ports import ProviderDeclined
 
 TOPUPS = "wallet_topups"
 RECORDS = "wallet_records"
-STRIPE_EVENTS = "stripe_events"
-MARKER_TTL = dt.timedelta(days=30)   # Stripe retries for 3 days; markers expire by TTL policy
 STRIPE_EXPONENT = {"USD": 2, "KHR": 2}   # Stripe's minor unit per currency (KHR: 2, unlike ISO use)
 _log = logs.get_logger(__name__)
 
@@ -319,49 +317,36 @@ def create_topup(deps: Deps, principal: Principal, body: CreateTopUp,
     return topup_resource(doc)
 
 
-def handle_stripe_webhook(uow: UnitOfWork, payload: bytes,
-                          signature: str | None) -> StripeWebhookReceipt:
-    """``payment_intent.succeeded`` credits the wallet once; duplicates are dropped by the event
-    id marker (written in the same commit) and, independently, by the ledger transfer id."""
-    db, now = uow.db, uow.now
-    provider = config.topup_provider(uow.deps)
-    event = provider.verify_webhook(payload, signature, int(now.timestamp()))
+def apply_card_event(uow: UnitOfWork, event: dict[str, Any]) -> str:
+    """The card processor's verified ``payment_intent.*`` event, applied to its top-up (run by
+    the inbox, which de-duplicates by event id and commits this with the event's ``processed``
+    mark). ``payment_intent.succeeded`` credits the wallet once: independently of the inbox,
+    the ledger transfer id is derived from the top-up and the state machine never moves a
+    top-up back, so a replay of any event is harmless. Returns what happened, kept with the
+    event: ok, ignored, unknown_topup, amount_mismatch, already_<status> or ignored_in_<status>."""
+    now = uow.now
     etype = event.get("type")
-    obj = ((event.get("data") or {}).get("object")) or {}
-    topup_id = (obj.get("metadata") or {}).get("topup_id")
-    marker = db.collection(STRIPE_EVENTS).document(str(event["id"]))
-    if not is_doc_id(str(event["id"])):
-        raise InvalidRequest("The event id is not valid.", code="invalid_event")
+    obj = (event.get("data") or {}).get("object") if isinstance(event.get("data"), dict) else None
+    obj = obj if isinstance(obj, dict) else {}
+    metadata = obj.get("metadata")
+    topup_id = metadata.get("topup_id") if isinstance(metadata, dict) else None
     target = topups.WEBHOOK_TARGET.get(etype)
-
-    def mark(result: str) -> None:
-        uow.create(marker, {"id": event["id"], "type": etype, "received_at": now,
-                            "expires_at": now + MARKER_TTL, "result": result})
-
     if target is None or not isinstance(topup_id, str) or not is_doc_id(topup_id):
-        if not uow.get(marker).exists:
-            mark("ignored")
-        return StripeWebhookReceipt(handled=False)
-    ref = db.collection(TOPUPS).document(topup_id)
-    got = uow.get_all([marker, ref])
-    if got[marker.path].exists:
-        return StripeWebhookReceipt(handled=True, result="duplicate")
-    if not got[ref.path].exists:
-        mark("unknown_topup")
-        return StripeWebhookReceipt(handled=True, result="unknown_topup")
-    topup = got[ref.path].to_dict()
+        return "ignored"
+    ref = uow.db.collection(TOPUPS).document(topup_id)
+    snap = uow.get(ref)
+    if not snap.exists:
+        return "unknown_topup"
+    topup = snap.to_dict()
     if not topups.can_move(topup["status"], target):
-        mark(f"ignored_in_{topup['status']}")
-        return StripeWebhookReceipt(handled=True, result=f"already_{topup['status']}"
-                                    if topup["status"] == target else "ignored")
+        return f"already_{target}" if topup["status"] == target else f"ignored_in_{topup['status']}"
     if target == topups.SUCCEEDED:
         asset = assets.get_asset(topup["asset"])
-        if int(obj.get("amount", -1)) != topup["provider_amount"] or \
+        if _int_or_none(obj.get("amount")) != topup["provider_amount"] or \
                 str(obj.get("currency", "")).lower() != topup["currency"]:
-            mark("amount_mismatch")
             uow.update(ref, {"status": topups.FAILED, "failure_code": "amount_mismatch",
                              "updated_at": now})
-            return StripeWebhookReceipt(handled=True, result="amount_mismatch")
+            return "amount_mismatch"
         wallet = accounts.wallet_template(topup["user_id"], asset.code)
         clearing = accounts.system_template("topup_clearing", asset.code)
         spec = TransferSpec(id=derived_id("txf", "topup", topup_id), debit_account_id=clearing.id,
@@ -374,16 +359,21 @@ def handle_stripe_webhook(uow: UnitOfWork, payload: bytes,
                   "provider_payment_id": obj.get("id"), "provider_status": "succeeded",
                   "succeeded_at": now, "updated_at": now}
     else:
-        err = obj.get("last_payment_error") or {}
+        err = obj.get("last_payment_error")
+        err = err if isinstance(err, dict) else {}
         update = {"status": target, "failure_code": err.get("decline_code") or err.get("code"),
                   "failure_message": err.get("message"), "updated_at": now,
                   "provider_status": obj.get("status")}
-    mark("ok")
     uow.update(ref, update)
     topup.update(update)
     uow.emit(TOPUP_EVENTS[update["status"]].name, tenant=topup["user_id"],
              data={"object": topup_resource(topup).model_dump(mode="json")})
-    return StripeWebhookReceipt(handled=True, result="ok")
+    return "ok"
+
+
+def _int_or_none(value: Any) -> int | None:
+    """A provider amount as an int; anything else (a string, a float, a bool) matches nothing."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 # --- history ----------------------------------------------------------------------------------

@@ -37,3 +37,26 @@ def test_an_undeclared_type_is_refused(deps):
     uow = UnitOfWork(deps)
     with pytest.raises(catalog.UndeclaredEvent):
         uow.emit("nobody.declared.this", tenant="t", data={})
+
+
+def test_an_event_too_large_for_a_webhook_delivery_is_refused(deps):
+    uow = UnitOfWork(deps)
+    probe = {"id": "prb_1", "created": "2026-12-01T00:00:00Z", "status": "pending", "delay_seconds": 0}
+    catalog.check("probe.created", {"object": {**probe, "note": "x" * 10_000}})  # fits
+    big = {"object": {**probe, "note": "x" * 25_000}}
+    with pytest.raises(catalog.OversizedEvent):
+        catalog.check("probe.created", big)
+    assert catalog.payload_size({"a": "é"}) == len('{"a":"é"}'.encode())
+
+
+def test_every_module_that_declares_events_is_listed_for_load_all():
+    import pathlib
+    import re
+    root = pathlib.Path(catalog.__file__).resolve().parents[1]
+    declaring = set()
+    for path in root.rglob("*.py"):
+        if path.name != "catalog.py" and re.search(r"^\s*(\w+ = )?(catalog\.)?declare\(",
+                                                   path.read_text(), re.M):
+            declaring.add(".".join(("shared",) + path.relative_to(root).with_suffix("").parts))
+    assert declaring == set(catalog.DECLARING_MODULES)
+    assert {"api_key.created", "webhook_endpoint.created"} <= set(catalog.load_all())

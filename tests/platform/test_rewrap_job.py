@@ -142,3 +142,21 @@ def test_only_service_callers_and_only_post_with_an_empty_body(deps, kms, client
     # none of the refused calls rewrapped anything
     stored = deps.db.collection("user_mfa").document("usr_r1").get().to_dict()["totp_secret"]
     assert stored["kek"] == "local-1"
+
+
+def test_sealed_values_inside_a_list_of_maps_are_rewrapped_in_place(deps, kms):
+    """Webhook endpoints keep their signing secrets as ``secrets[].sealed`` (one per rotation)."""
+    sar.register_sealed_field("rewrap_list_test", "secrets[].sealed", "secret")
+    env = sar.envelope(deps)
+    col = deps.db.collection("rewrap_list_test")
+    items = [{"id": f"s{i}", "sealed": env.seal(f"whsec_{i}", context=f"c{i}")} for i in range(2)]
+    col.document("we_1").set({"secrets": items + [{"id": "plain", "sealed": None}]})
+    kms.rotate()
+    report = sar.rewrap_collection(deps.db, env, "rewrap_list_test")
+    assert report.rewrapped == 1 and report.failed == 0
+    stored = col.document("we_1").get().to_dict()["secrets"]
+    assert [s["sealed"]["kek"] for s in stored[:2]] == ["local-2", "local-2"]
+    assert stored[2] == {"id": "plain", "sealed": None}
+    assert [env.open_text(s["sealed"], context=f"c{i}") for i, s in enumerate(stored[:2])] == \
+        ["whsec_0", "whsec_1"]
+    assert sar.rewrap_collection(deps.db, env, "rewrap_list_test").rewrapped == 0

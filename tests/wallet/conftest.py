@@ -60,14 +60,18 @@ def policy(deps):
 
 @pytest.fixture
 def stripe(deps, inprocess_gateway):
-    """The Stripe simulator wired to our webhook (served over real HTTP by the in-process
-    gateway, sharing ``deps``), and the production adapter pointed at it."""
+    """The Stripe simulator wired to the inbox (``/v1/inbound/stripe``, served over real HTTP by
+    the in-process gateway, sharing ``deps``, which also serves the ``inbound_tasks`` that
+    credit the wallet), and the production adapter pointed at it."""
     from infra.local import stripe_sim
     from shared.adapters.stripe_cards import StripeTopUpProvider
+    from shared.inbox.settings import SETTINGS_KEY, InboxSettings
 
-    sim = stripe_sim.start(0, webhook_url=f"{inprocess_gateway}/v1/wallet/webhooks/stripe")
+    sim = stripe_sim.start(0, webhook_url=f"{inprocess_gateway}/v1/inbound/stripe")
     deps.extras[wallet_config.PROVIDER_KEY] = StripeTopUpProvider(
         sim.api_key, sim.webhook_secret, base_url=sim.url)
+    deps.extras[SETTINGS_KEY] = InboxSettings(stripe_webhook_secret=sim.webhook_secret,
+                                              backoff_base_seconds=0.2, backoff_factor=1)
     yield sim
     sim.wait_idle()
     sim.stop()

@@ -1,5 +1,6 @@
 """Card top-ups: the production Stripe adapter against the loopback Stripe simulator, which
-delivers signed webhooks to the wallet function served over real HTTP."""
+delivers signed webhooks to the inbox (``/v1/inbound/stripe``) served over real HTTP; the
+wallet is credited when the inbox's task applies the event (``shared.wallet.inbound``)."""
 import json
 import time
 
@@ -15,6 +16,11 @@ from tests.support.polling import wait_for
 
 def topup_doc(deps, topup_id):
     return deps.db.collection("wallet_topups").document(topup_id).get().to_dict()
+
+
+def inbox_doc(deps, event_id):
+    snap = deps.db.collection("inbound_events").document(f"stripe:{event_id}").get()
+    return snap.to_dict() if snap.exists else None
 
 
 def usd(deps, uid):
@@ -35,8 +41,14 @@ def test_topup_is_credited_once_by_the_signed_webhook(deps, wallet, user, stripe
     stripe.wait_idle()
     assert done["transfer_id"] and usd(deps, uid).posted == 2500
     assert sorted(d["status"] for d in stripe.deliveries) == [200, 200]      # both acknowledged
-    stripe.resend(stripe.events[-1]["id"])                                   # and a third time
+    succeeded_event = stripe.events[-1]
+    assert succeeded_event["type"] == "payment_intent.succeeded"
+    stripe.resend(succeeded_event["id"])                                     # and a third time
     stripe.wait_idle()
+    assert [d["status"] for d in stripe.deliveries][-1] == 200
+    stored = wait_for(lambda: (d := inbox_doc(deps, succeeded_event["id"]))
+                      and d["status"] == "processed" and d)
+    assert stored["attempts"] == 1 and stored["result"] == "ok"             # stored and applied once
     assert usd(deps, uid).posted == 2500                                     # credited once
     hist = wallet.get("/v1/wallet/transactions", headers=headers).get_json()["data"]
     assert [(t["type"], t["amount"], t["balance_after"]["available"]) for t in hist] == [("topup", 2500, 2500)]
@@ -71,25 +83,28 @@ def test_topup_bad_input(deps, wallet, user, stripe):
 
 
 def test_webhook_rejects_bad_signatures_and_stale_timestamps(deps, inprocess_gateway, stripe):
-    url = f"{inprocess_gateway}/v1/wallet/webhooks/stripe"
+    url = f"{inprocess_gateway}/v1/inbound/stripe"
     event = {"id": "evt_forged", "object": "event", "type": "payment_intent.succeeded",
              "data": {"object": {"id": "pi_x", "amount": 100, "currency": "usd",
                                  "metadata": {"topup_id": "tpu_x"}}}}
     payload = json.dumps(event).encode()
     now = int(time.time())
     cases = [
-        ({}, "invalid_signature"),
-        ({"Stripe-Signature": sign("whsec_wrong", payload, now)}, "invalid_signature"),
-        ({"Stripe-Signature": sign(stripe.webhook_secret, payload, now - 301)},
-         "signature_timestamp_out_of_tolerance"),
-        ({"Stripe-Signature": "garbage"}, "invalid_signature"),
+        ({}, "missing Stripe-Signature"),
+        ({"Stripe-Signature": sign("whsec_wrong", payload, now)}, "no signature matches"),
+        ({"Stripe-Signature": sign(stripe.webhook_secret, payload, now - 301)}, "tolerance"),
+        ({"Stripe-Signature": "garbage"}, "malformed"),
     ]
-    for headers, code in cases:
+    for headers, reason in cases:
         r = requests.post(url, data=payload, headers={"Content-Type": "application/json", **headers})
-        assert r.status_code == 401 and r.json()["error"]["code"] == code
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_signature", r.text
+        assert reason in r.json()["error"]["message"]
+    assert inbox_doc(deps, "evt_forged") is None                             # nothing stored
     ok = requests.post(url, data=payload, headers={"Content-Type": "application/json",
                                                    "Stripe-Signature": sign(stripe.webhook_secret, payload, now)})
-    assert ok.status_code == 200 and ok.json()["result"] == "unknown_topup"
+    assert ok.status_code == 200 and ok.json() == {"received": True, "duplicate": False}
+    done = wait_for(lambda: (d := inbox_doc(deps, "evt_forged")) and d["status"] == "processed" and d)
+    assert done["result"] == "unknown_topup"
 
 
 def test_signature_scheme_matches_stripe():

@@ -70,7 +70,10 @@ variable "ttl_fields" {
     did_challenges    = "purge_at"
     login_guards      = "expires_at"
     password_reset_requests = "expires_at"
-    stripe_events     = "expires_at"
+    inbound_events    = "expires_at"
+    webhook_attempts  = "expires_at"
+    webhook_deliveries = "expires_at"
+    webhook_slots     = "expires_at"
   }
 }
 

@@ -1,0 +1,13 @@
+"""webhooks: merchants' webhook endpoints, deliveries, attempts, replay (/v1/webhook_endpoints)."""
+import functions_framework
+
+from shared.identity.sessions.authn import identity_authenticator
+from shared.platform.entry import boot
+from shared.webhooks.http import api
+
+boot("webhooks", authenticators=[identity_authenticator])
+
+
+@functions_framework.http
+def handle(request):
+    return api(request)
