@@ -62,7 +62,7 @@ def deps(emulators, project_id):
     set_deps(d)
     yield d
     set_deps(None)
-    for queue in queues:  # the emulator keeps a polling thread per queue until it is deleted
+    for queue in queues:  # the emulator keeps every queue's tasks until it is deleted
         with contextlib.suppress(Exception):
             d.tasks.delete_queue(queue)
 

@@ -339,6 +339,9 @@ class _Handler(LoopbackHandler):
             body, ctype = b'{"received":true}', "application/json"
         else:
             body, ctype = json.dumps({"error": mode, "status": status}).encode(), "application/json"
+        # a line per delivery for developers watching `make run` (never the body)
+        log.info("%s %s -> %s (%s) webhook-id=%s verified=%s", self.command, path, status, mode,
+                 headers.get("webhook-id"), verified)
         try:
             self.send_body(status, body, ctype, extra)
             entry["answered_at"] = time.time()

@@ -51,7 +51,7 @@ class AttemptOutcome(ResourceModel):
     message_id: str
     attempt: int
     outcome: Literal["missing", "stale", "busy", "dead_lettered", "superseded", "sent",
-                     "retrying"]
+                     "retrying", "already_sent", "already_dead_lettered"]
 
 
 tasks = Router("notify_tasks")

@@ -26,5 +26,6 @@ def test_quick_bench_runs_and_the_round_trip_budget_holds(tmp_path):
     assert rows["Firestore RPCs per P2P transfer (full HTTP request)"]["rpcs"] <= 4
     assert rows["Firestore round trips: POST /v1/auth/login"]["per_request"] <= 3
     assert rows["Firestore RPCs per blind credit into a hot account"]["rpcs"] == 1
+    assert rows["Firestore round trips per delivery attempt: succeeded (receiver 200)"]["per_attempt"] <= 4
     assert all(row.get("errors", 0) == 0 for name, row in rows.items()
                if "naive" not in name and "errors" in row and "by kind" not in name), rows

@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -55,6 +56,10 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[dict] = []
         self.statuses: list[int] = []
+        self.delays: dict[str, float] = {}      # path -> seconds to sleep before answering
+        self.fail_first: set[str] = set()       # paths answering 503 to their first request
+        self.done: list[str] = []               # paths, in the order their answers were sent
+        self.active = self.max_active = 0       # requests being handled now / at most
         self.arrived = threading.Condition()
         outer = self
 
@@ -66,6 +71,11 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with outer.arrived:
                     status = outer.statuses.pop(0) if outer.statuses else 200
+                    if self.path in outer.fail_first:
+                        outer.fail_first.discard(self.path)
+                        status = 503
+                    outer.active += 1
+                    outer.max_active = max(outer.max_active, outer.active)
                     outer.requests.append({
                         "at": time.time(),
                         "path": self.path,
@@ -74,6 +84,11 @@ class Receiver:
                         "body": body,
                         "status": status,
                     })
+                    outer.arrived.notify_all()
+                time.sleep(outer.delays.get(self.path, 0))
+                with outer.arrived:
+                    outer.active -= 1
+                    outer.done.append(self.path)
                     outer.arrived.notify_all()
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -90,6 +105,11 @@ class Receiver:
             self.arrived.wait_for(lambda: len(self.requests) >= count, timeout)
             return list(self.requests)
 
+    def wait_done(self, count: int, timeout: float = 15.0) -> list[str]:
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.done) >= count, timeout)
+            return list(self.done)
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -102,11 +122,24 @@ def receiver():
     r.close()
 
 
-def _new_queue(client) -> str:
+def _new_queue(client, max_concurrent_dispatches: int = 0) -> str:
     name = f"{PARENT}/queues/q-{uuid.uuid4().hex[:10]}"
-    created = client.create_queue(parent=PARENT, queue=tasks_v2.Queue(name=name))
+    queue = tasks_v2.Queue(name=name)
+    if max_concurrent_dispatches:
+        queue.rate_limits.max_concurrent_dispatches = max_concurrent_dispatches
+    created = client.create_queue(parent=PARENT, queue=queue)
     assert created.name == name
     return name
+
+
+def _task(url: str, body: bytes = b"{}", eta: datetime | None = None) -> tasks_v2.Task:
+    task = tasks_v2.Task(http_request=tasks_v2.HttpRequest(
+        url=url, body=body, headers={"Content-Type": "application/json"}))
+    if eta is not None:
+        ts = timestamp_pb2.Timestamp()
+        ts.FromDatetime(eta)
+        task.schedule_time = ts
+    return task
 
 
 def test_precreated_queue_is_listed(client):
@@ -277,3 +310,114 @@ def test_log_stays_small_while_delayed_tasks_wait(tmp_path, receiver):
     assert "Processing next task" not in text and "scheduled for future execution" not in text
     assert len(text.encode()) < 4000, len(text.encode())
     assert receiver.requests == []
+
+
+# -- concurrent dispatch (upstream: one task at a time per queue) ---------------------------------
+
+def test_slow_target_does_not_hold_up_the_next_task(client, receiver):
+    queue = _new_queue(client)
+    receiver.delays["/slow"] = 2.0
+    client.create_task(parent=queue, task=_task(f"{receiver.url}/slow"))
+    client.create_task(parent=queue, task=_task(f"{receiver.url}/fast"))
+    done = receiver.wait_done(2)
+    # upstream dispatched /fast only after /slow had answered: the order proves the overlap
+    assert done == ["/fast", "/slow"], done
+    slow, fast = sorted(receiver.requests, key=lambda r: r["path"] != "/slow")
+    assert fast["at"] - slow["at"] < 1.0  # /fast started while /slow was still running
+    assert receiver.max_active == 2
+
+
+def test_fifty_tasks_each_dispatched_exactly_once(client, receiver):
+    queue = _new_queue(client)
+    for i in range(50):
+        receiver.delays[f"/t/{i}"] = 0.05
+    # created from 5 threads while the first ones are already being dispatched
+    with ThreadPoolExecutor(5) as pool:
+        list(pool.map(lambda i: client.create_task(parent=queue, task=_task(
+            f"{receiver.url}/t/{i}", json.dumps({"i": i}).encode())), range(50)))
+    got = receiver.wait_for(50)
+    receiver.wait_done(50)
+    time.sleep(0.5)  # nothing more arrives
+    assert len(receiver.requests) == 50
+    assert sorted(r["path"] for r in receiver.requests) == sorted(f"/t/{i}" for i in range(50))
+    assert sorted(json.loads(r["body"])["i"] for r in got) == list(range(50))
+    assert all(r["headers"]["x-cloudtasks-taskretrycount"] == "0" for r in receiver.requests)
+    assert 1 < receiver.max_active <= tasks_emulator.DEFAULT_MAX_CONCURRENT_DISPATCHES
+    assert list(client.list_tasks(parent=queue)) == []
+
+
+def test_queue_max_concurrent_dispatches_is_honoured(client, receiver):
+    queue = _new_queue(client, max_concurrent_dispatches=3)
+    for i in range(12):
+        receiver.delays[f"/c/{i}"] = 0.2
+        client.create_task(parent=queue, task=_task(f"{receiver.url}/c/{i}"))
+    receiver.wait_done(12)
+    assert len(receiver.requests) == 12
+    assert receiver.max_active == 3
+
+
+def test_concurrent_failures_are_retried_once_each(client, receiver):
+    queue = _new_queue(client)
+    paths = [f"/f/{i}" for i in range(20)]
+    receiver.fail_first.update(paths)
+    for path in paths:
+        receiver.delays[path] = 0.02
+        client.create_task(parent=queue, task=_task(f"{receiver.url}{path}"))
+    receiver.wait_for(40)
+    time.sleep(0.5)
+    by_path: dict[str, list[dict]] = {}
+    for r in receiver.requests:
+        by_path.setdefault(r["path"], []).append(r)
+    assert sorted(by_path) == sorted(paths) and all(len(v) == 2 for v in by_path.values())
+    for attempts in by_path.values():
+        assert [a["status"] for a in attempts] == [503, 200]
+        assert [a["headers"]["x-cloudtasks-taskretrycount"] for a in attempts] == ["0", "1"]
+
+
+def test_failing_task_gives_up_after_max_retries(client, receiver):
+    queue = _new_queue(client)
+    receiver.statuses = [500] * 10
+    client.create_task(parent=queue, task=_task(f"{receiver.url}/always-500"))
+    receiver.wait_for(4)
+    time.sleep(0.8)
+    assert len(receiver.requests) == 4  # --max-retries 3: four attempts, then dropped
+    assert list(client.list_tasks(parent=queue)) == []
+
+
+def test_task_not_yet_due_does_not_block_a_due_one(client, receiver):
+    queue = _new_queue(client)
+    later = datetime.now(timezone.utc) + timedelta(seconds=2)
+    client.create_task(parent=queue, task=_task(f"{receiver.url}/later", eta=later))
+    client.create_task(parent=queue, task=_task(f"{receiver.url}/now"))
+    got = receiver.wait_for(2)
+    assert [r["path"] for r in got] == ["/now", "/later"]
+    assert got[1]["at"] >= later.timestamp()
+    assert got[0]["at"] < later.timestamp() - 1
+
+
+def test_run_task_dispatches_a_future_task_now(client, receiver):
+    queue = _new_queue(client)
+    task = client.create_task(parent=queue, task=_task(
+        f"{receiver.url}/forced", eta=datetime.now(timezone.utc) + timedelta(minutes=10)))
+    assert [t.name for t in client.list_tasks(parent=queue)] == [task.name]
+    ran = client.run_task(name=task.name)
+    assert ran.name == task.name and ran.dispatch_count == 1
+    assert [r["path"] for r in receiver.wait_for(1)] == ["/forced"]
+    assert list(client.list_tasks(parent=queue)) == []
+    with pytest.raises(Exception, match="not found|NOT_FOUND|Task not found"):
+        client.run_task(name=task.name)
+
+
+def test_deleting_a_queue_while_its_task_is_in_flight(client, receiver):
+    queue = _new_queue(client)
+    receiver.delays["/inflight"] = 1.0
+    receiver.statuses = [503]
+    client.create_task(parent=queue, task=_task(f"{receiver.url}/inflight"))
+    receiver.wait_for(1)
+    client.delete_queue(name=queue)
+    receiver.wait_done(1)
+    time.sleep(0.5)
+    assert len(receiver.requests) == 1  # its failure found no queue to go back to
+    other = _new_queue(client)  # the dispatcher is still alive
+    client.create_task(parent=other, task=_task(f"{receiver.url}/after"))
+    assert receiver.wait_for(2)[-1]["path"] == "/after"
