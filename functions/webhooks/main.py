@@ -1,6 +1,7 @@
 """webhooks: merchants' webhook endpoints, deliveries, attempts, replay (/v1/webhook_endpoints)."""
 import functions_framework
 
+import shared.webhooks.secrets  # noqa: F401  (seals or opens signing secrets: the KMS role)
 from shared.identity.sessions.authn import identity_authenticator
 from shared.platform.entry import boot
 from shared.webhooks.http import api

@@ -2,7 +2,7 @@
 import functions_framework
 
 from shared.platform.entry import boot
-from shared.webhooks.http import consume
+from shared.webhooks.fanout import consume
 
 boot("webhooks_events")
 

@@ -217,6 +217,9 @@ def register_sealed_field(collection: str, field: str, purpose: str | None = Non
 # The TOTP seed moves from pending_secret to totp_secret on confirmation: one purpose for both.
 register_sealed_field("user_mfa", "pending_secret", "totp")
 register_sealed_field("user_mfa", "totp_secret", "totp")
+# Webhook endpoints keep one signing secret per rotation (shared/webhooks/endpoints.py). Listed
+# here, not registered by that module, so the rewrap function covers them without importing it.
+register_sealed_field("webhook_endpoints", "secrets[].sealed", "secret")
 
 
 @dataclasses.dataclass

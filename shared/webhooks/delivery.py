@@ -38,7 +38,6 @@ import random
 import time
 from typing import Any
 
-from shared.notify import queue_email
 from shared.platform import logs
 from shared.platform.clock import rfc3339
 from shared.platform.deps import Deps
@@ -344,6 +343,7 @@ def _tell_owner(uow, ep: dict[str, Any], since: dt.datetime) -> None:
         logs.log(_log, logging.WARNING, "disabled webhook endpoint's owner has no email",
                  endpoint_id=ep["id"])
         return
+    from shared.notify import queue_email  # seals the message: only this rare path needs KMS
     queue_email(uow, to=email, subject="A webhook endpoint was disabled",
                 kind="webhook_endpoint_disabled", user_id=owner, text=(
                     f"Your webhook endpoint {ep['id']} ({ep.get('url')}) has failed every delivery "

@@ -89,7 +89,8 @@ def list_event_attempts(ctx: Context):
     """Every attempt to deliver one event, across the caller's endpoints, newest first."""
     tenant, event_id = ctx.principal.tenant_id, ctx.query.event
     snap = ctx.deps.db.collection(EVENTS).document(event_id).get()
-    if not snap.exists or snap.get("tenant") != tenant:
+    if not snap.exists or snap.get("tenant") != tenant or \
+            bool(snap.get("livemode")) != bool(ctx.principal.livemode):  # modes never mix
         raise NotFound(f"No such event: '{event_id}'", param="event")
     col = ctx.deps.db.collection(ATTEMPTS)
     query = col.where(filter=firestore.FieldFilter("event_id", "==", event_id))

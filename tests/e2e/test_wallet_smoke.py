@@ -1,33 +1,19 @@
 """Wallet end to end on the running stack: register two users, top up by card through the
 Stripe simulator's signed webhook, pay by username, read balances and history."""
 import time
-import uuid
 
 import pytest
 import requests
 
-from infra.local.stack import Ports, Stack
+from tests.support.e2e import running_stack, signed_in_user
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack():
-    s = Stack(Ports.free(), project_id="demo-payloom-e2e-wallet",
-              components=("firestore", "pubsub", "tasks", "email", "stripe", "gateway"))
-    s.start()
-    yield s
-    s.stop()
+stack = running_stack("demo-payloom-e2e-wallet",
+                      ("firestore", "pubsub", "tasks", "email", "stripe", "gateway"))
 
 
 def user(base):
-    name = "w" + uuid.uuid4().hex[:10]
-    pw = "correct horse battery"
-    r = requests.post(f"{base}/v1/auth/register", json={"email": f"{name}@example.com", "username": name,
-                                                        "password": pw}, timeout=30)
-    assert r.status_code == 201, r.text
-    tok = requests.post(f"{base}/v1/auth/login", json={"username": name, "password": pw}, timeout=30).json()
-    return name, {"Authorization": f"Bearer {tok['access_token']}"}
+    return signed_in_user(base, "w")
 
 
 def usd(base, headers):

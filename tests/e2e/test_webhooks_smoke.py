@@ -13,28 +13,15 @@ import pytest
 import requests
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from infra.local.stack import Ports, Stack
+from tests.support.e2e import running_stack, signed_in_user
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def stack():
-    s = Stack(Ports.free(), project_id="demo-payloom-e2e-webhooks",
-              components=("firestore", "pubsub", "tasks", "email", "stripe", "webhooks", "gateway"))
-    s.start()
-    yield s
-    s.stop()
+stack = running_stack("demo-payloom-e2e-webhooks",
+                      ("firestore", "pubsub", "tasks", "email", "stripe", "webhooks", "gateway"))
 
 
 def _user(base):
-    name = "h" + uuid.uuid4().hex[:10]
-    pw = "correct horse battery"
-    r = requests.post(f"{base}/v1/auth/register", json={"email": f"{name}@example.com", "username": name,
-                                                        "password": pw}, timeout=30)
-    assert r.status_code == 201, r.text
-    tok = requests.post(f"{base}/v1/auth/login", json={"username": name, "password": pw}, timeout=30).json()
-    return {"Authorization": f"Bearer {tok['access_token']}"}
+    return signed_in_user(base, "h")[1]
 
 
 def _inbox(sim, path, count, timeout=30.0):

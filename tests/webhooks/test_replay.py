@@ -315,3 +315,14 @@ def test_a_replay_during_an_attempt_in_flight_keeps_both_runs_apart(merchant, ho
     runs = [(a["run"], a["n"], a["outcome"]) for a in hooks.attempts(d_id)]
     assert runs == [(1, 1, "succeeded"), (2, 1, "succeeded")]
     assert endpoints.ref(hooks.deps.db, endpoint_id).get().exists
+
+
+def test_a_live_event_is_invisible_to_a_test_mode_caller_of_the_same_tenant(merchant, hooks):
+    live = hooks.emit(owner=merchant.id, livemode=True)
+    resp = merchant.get("/attempts", event=live.id)   # a user session works in test mode
+    assert resp.status_code == 404 and resp.get_json()["error"]["code"] == "resource_missing"
+    test_mode = merchant.emit()
+    assert merchant.get("/attempts", event=test_mode.id).status_code == 200
+    endpoint_id, _ = merchant.endpoint("/mode")
+    resp = merchant.post(f"/{endpoint_id}/resend", {"event": live.id})
+    assert resp.status_code == 404
