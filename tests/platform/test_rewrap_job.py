@@ -160,3 +160,22 @@ def test_sealed_values_inside_a_list_of_maps_are_rewrapped_in_place(deps, kms):
     assert [env.open_text(s["sealed"], context=f"c{i}") for i, s in enumerate(stored[:2])] == \
         ["whsec_0", "whsec_1"]
     assert sar.rewrap_collection(deps.db, env, "rewrap_list_test").rewrapped == 0
+
+
+def test_the_rewrap_function_knows_every_sealed_collection_without_importing_capabilities():
+    """The deployed rewrap function imports only its own modules: a field registered by some
+    capability's module at import time would never be rewrapped there."""
+    import subprocess
+    import sys
+
+    from shared.platform.manifest import REPO_ROOT
+    probe = ("import runpy, sys; runpy.run_path(sys.argv[1]); "
+             "from shared.platform.secrets_at_rest import SEALED_FIELDS; "
+             "print(sorted({f.collection + '.' + f.field for f in SEALED_FIELDS}))")
+    out = subprocess.run([sys.executable, "-c", probe,
+                          str(REPO_ROOT / "functions" / "secrets_rewrap" / "main.py")],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin", "PAYLOOM_ENV": "test"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "webhook_endpoints.secrets[].sealed" in out.stdout
+    assert "user_mfa.totp_secret" in out.stdout
