@@ -112,7 +112,7 @@ def payload_size(data: dict[str, Any]) -> int:
 def openapi_webhooks(schema_for) -> dict[str, Any]:
     """The OpenAPI 3.1 ``webhooks`` section: one POST per public event type."""
     hooks: dict[str, Any] = {}
-    for name in sorted(CATALOG):
+    for name in sorted(load_all()):  # every capability's types, whatever this process imported
         et = CATALOG[name]
         if not et.public:
             continue
