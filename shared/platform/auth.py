@@ -24,6 +24,9 @@ class Principal:
     livemode: bool = False
     session_id: str | None = None
     ip: str | None = None
+    role: str | None = None        # a user acting for a merchant: their role there
+    actor_id: str | None = None    # the user behind a merchant context
+    project_id: str | None = None  # an API key's project
 
     def has_scope(self, scope: str) -> bool:
         if "*" in self.scopes or scope in self.scopes:
@@ -51,6 +54,27 @@ def register_authenticator(fn: Authenticator) -> Authenticator:
     if fn not in _authenticators:
         _authenticators.append(fn)
     return fn
+
+
+# A resolver refines an authenticated principal from the request (a user acting for a merchant
+# becomes a principal of that merchant). Registered per function by its main.py
+# (``boot(name, resolvers=[...])``), so only the functions that name one apply it, as deployed.
+Resolver = Callable[["Principal", Mapping[str, str], "Settings"], "Principal"]
+_resolvers: dict[str, list[Resolver]] = {}
+
+
+def register_resolvers(function_name: str, resolvers: Iterable[Resolver]) -> None:
+    chain = _resolvers.setdefault(function_name, [])
+    for fn in resolvers:
+        if fn not in chain:
+            chain.append(fn)
+
+
+def resolve(principal: "Principal", headers: Mapping[str, str], settings: "Settings",
+            function_name: str) -> "Principal":
+    for fn in _resolvers.get(function_name, ()):
+        principal = fn(principal, headers, settings)
+    return principal
 
 
 def bearer_token(headers: Mapping[str, str], *, forwarded: bool = False) -> str | None:

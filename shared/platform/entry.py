@@ -8,7 +8,7 @@ import flask
 from werkzeug.exceptions import HTTPException
 
 from shared.platform import logs
-from shared.platform.auth import Authenticator, register_authenticator
+from shared.platform.auth import Authenticator, Resolver, register_authenticator, register_resolvers
 from shared.platform.config import get_settings
 from shared.platform.errors import INTERNAL_ERROR, http_error_envelope
 
@@ -16,12 +16,14 @@ from shared.platform.errors import INTERNAL_ERROR, http_error_envelope
 _CRASH_HEADER = ("X-Google-Status", "crash")
 
 
-def boot(function_name: str, *, authenticators: Iterable[Authenticator] = ()) -> None:
+def boot(function_name: str, *, authenticators: Iterable[Authenticator] = (),
+         resolvers: Iterable[Resolver] = ()) -> None:
     """Configure JSON logging once and register the credentials this function accepts.
 
     ``authenticators`` are named by the entry point (``boot("wallet",
     authenticators=[identity_authenticator])``): what a function accepts is visible in its
-    ``main.py``, not a side effect of some import.
+    ``main.py``, not a side effect of some import. ``resolvers`` refine the authenticated
+    principal on this function's routes only (``merchant_context``: a user acting for a merchant).
 
     functions-framework runs ``main.py`` inside its Flask app's context: the app's own answers
     (a URL its catch-all rule cannot match, e.g. a newline in the path) get the error envelope
@@ -29,6 +31,7 @@ def boot(function_name: str, *, authenticators: Iterable[Authenticator] = ()) ->
     logs.configure(get_settings().project_id)
     for authenticator in authenticators:
         register_authenticator(authenticator)
+    register_resolvers(function_name, resolvers)
     if flask.has_app_context():
         install_error_envelopes(flask.current_app)
 

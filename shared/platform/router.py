@@ -348,6 +348,7 @@ class Router:
         if route.auth == SERVICE:
             return auth_mod.authenticate_service(request.headers, deps.settings)
         principal = auth_mod.authenticate(request.headers, deps.settings, ip=client_ip(request, deps.settings))
+        principal = auth_mod.resolve(principal, request.headers, deps.settings, self.name)
         kinds = (route.auth,) if isinstance(route.auth, str) else route.auth
         if principal.kind not in kinds:
             raise PermissionDenied("This credential type cannot call this endpoint.",

@@ -160,3 +160,23 @@ def test_router_restores_a_recursion_limit_raised_later(caplog):
         assert "recursion limit" in caplog.text
     finally:
         sys.setrecursionlimit(RECURSION_LIMIT)
+
+
+def test_resolvers_refine_the_principal_of_their_own_function_only():
+    import dataclasses
+
+    from shared.platform import auth
+    from shared.platform.config import Settings
+
+    def acting_for_merchant(principal, headers, settings):
+        merchant = headers.get("Payloom-Merchant")
+        return dataclasses.replace(principal, tenant_id=merchant, role="viewer",
+                                   actor_id=principal.id) if merchant else principal
+
+    auth.register_resolvers("resolver_test_fn", [acting_for_merchant])
+    user = auth.Principal(kind="user", id="usr_1", tenant_id="usr_1")
+    headers = {"Payloom-Merchant": "mch_1"}
+    got = auth.resolve(user, headers, Settings(), "resolver_test_fn")
+    assert (got.tenant_id, got.role, got.actor_id) == ("mch_1", "viewer", "usr_1")
+    assert auth.resolve(user, headers, Settings(), "another_fn") == user
+    assert auth.resolve(user, {}, Settings(), "resolver_test_fn") == user
