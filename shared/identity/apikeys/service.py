@@ -10,7 +10,10 @@
   key, so a busy key costs one extra write a minute, not one per request.
 * Roll (like Stripe): a new key with the same name, scopes and mode; the old one keeps working
   for ``expires_in_seconds`` (0 = revoked now), then stops.
-* The owner (``owner_id``, a user id) is the tenant: a key only ever sees its owner's data.
+* The owner (``owner_id``: a user id, or a merchant id ``mch_…`` for a merchant's keys) is the
+  tenant: a key only ever sees its owner's data. A merchant's key may belong to one of its
+  projects (``project_id``, stored on the document and carried by the principal, so services and
+  logs can tell which integration acted); keys without a project behave exactly as before.
 """
 from __future__ import annotations
 
@@ -20,14 +23,20 @@ import logging
 import re
 import secrets
 import string
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from google.cloud import firestore
 
+from shared.identity.apikeys.scopes import invalid_scopes
 from shared.identity.config import identity_settings
 from shared.identity.opaque import token_hash
-from shared.identity.apikeys.scopes import invalid_scopes
-from shared.identity.resources import API_KEY_CREATED, API_KEY_REVOKED, ApiKey, ApiKeyWithSecret
+from shared.identity.resources import (
+    API_KEY_CREATED,
+    API_KEY_REVOKED,
+    ApiKey,
+    ApiKeyWithSecret,
+)
 from shared.platform.auth import Principal
 from shared.platform.clock import rfc3339
 from shared.platform.errors import AuthenticationError, InvalidRequest, NotFound
@@ -63,7 +72,7 @@ def _status(doc: dict[str, Any], now: dt.datetime) -> str:
 
 
 def to_resource(doc: dict[str, Any], now: dt.datetime) -> ApiKey:
-    ts = lambda k: rfc3339(doc[k]) if doc.get(k) else None  # noqa: E731
+    ts = lambda k: rfc3339(doc[k]) if doc.get(k) else None
     return ApiKey(id=doc["id"], name=doc.get("name"), prefix=doc["prefix"],
                   scopes=list(doc.get("scopes") or []), livemode=bool(doc.get("livemode")),
                   status=_status(doc, now), created=ts("created_at"),
@@ -94,9 +103,11 @@ def _validate_scopes(scopes: Iterable[str]) -> list[str]:
 
 def _new_doc(*, owner_id: str, name: str | None, scopes: list[str], livemode: bool,
              now: dt.datetime, expires_at: dt.datetime | None,
-             rolled_from: str | None = None) -> tuple[dict[str, Any], str]:
+             rolled_from: str | None = None,
+             project_id: str | None = None) -> tuple[dict[str, Any], str]:
     secret = new_secret(livemode)
-    doc = {"id": new_id("key"), "owner_id": owner_id, "name": name, "prefix": secret[:PREFIX_LENGTH],
+    doc = {"id": new_id("key"), "owner_id": owner_id, "project_id": project_id,
+           "name": name, "prefix": secret[:PREFIX_LENGTH],
            "secret_hash": token_hash(secret), "scopes": scopes, "livemode": livemode,
            "status": "active", "created_at": now, "last_used_at": None, "expires_at": expires_at,
            "revoked_at": None, "rolled_from": rolled_from, "rolled_to": None}
@@ -104,14 +115,16 @@ def _new_doc(*, owner_id: str, name: str | None, scopes: list[str], livemode: bo
 
 
 def create_api_key(uow, *, owner_id: str, name: str | None, scopes: Iterable[str],
-                   livemode: bool = False, expires_in_seconds: int | None = None) -> ApiKeyWithSecret:
+                   livemode: bool = False, expires_in_seconds: int | None = None,
+                   project_id: str | None = None) -> ApiKeyWithSecret:
     """A new key; the response is the only place its secret ever appears (the route declares
-    ``secret`` a secret field: never stored under an Idempotency-Key, never replayed)."""
+    ``secret`` a secret field: never stored under an Idempotency-Key, never replayed).
+    ``project_id``: the merchant project the key belongs to (the caller checked it exists)."""
     now = uow.now
     scopes = _validate_scopes(scopes)
     expires_at = now + dt.timedelta(seconds=expires_in_seconds) if expires_in_seconds else None
     doc, secret = _new_doc(owner_id=owner_id, name=name, scopes=scopes, livemode=livemode, now=now,
-                           expires_at=expires_at)
+                           expires_at=expires_at, project_id=project_id)
     uow.create(uow.db.collection(COLLECTION).document(doc["id"]), doc)
     uow.emit(API_KEY_CREATED.name, tenant=owner_id, livemode=livemode,
              data={"object": _event_object(doc, now)})
@@ -129,19 +142,40 @@ def get_api_key(deps, *, owner_id: str, key_id: str) -> ApiKey:
     return to_resource(_owned(snap, owner_id, key_id), deps.clock.now())
 
 
-def list_api_keys(deps, *, owner_id: str, params: ListQuery) -> ListResponse[ApiKey]:
-    """The owner's keys, newest first (index: owner_id, created_at desc)."""
+def get_api_key_doc(deps, *, owner_id: str, key_id: str) -> dict[str, Any]:
+    """The owner's key document (404 for another owner's key or a missing id)."""
+    return _owned(deps.db.collection(COLLECTION).document(key_id).get(), owner_id, key_id)
+
+
+def list_api_keys(deps, *, owner_id: str, params: ListQuery, project_id: str | None = None,
+                  livemode: bool | None = None, url: str = "/v1/me/api_keys",
+                  resource=None) -> ListResponse[Any]:
+    """The owner's keys, newest first (index: owner_id, created_at desc). A merchant's list
+    may be narrowed to one mode and one project (indexes: owner_id, livemode, created_at desc;
+    owner_id, project_id, livemode, created_at desc); ``resource(doc, now)`` renders each."""
     col, now = deps.db.collection(COLLECTION), deps.clock.now()
+    render = resource or to_resource
     q = col.where(filter=firestore.FieldFilter("owner_id", "==", owner_id))
-    page = paginate(q, col, params, url="/v1/me/api_keys", to_resource=lambda d: to_resource(d, now),
-                    belongs=lambda d: d.get("owner_id") == owner_id)
-    return ListResponse[ApiKey](data=page.data, has_more=page.has_more, url=page.url)
+    if project_id is not None:
+        q = q.where(filter=firestore.FieldFilter("project_id", "==", project_id))
+    if livemode is not None:
+        q = q.where(filter=firestore.FieldFilter("livemode", "==", bool(livemode)))
+
+    def belongs(d: dict[str, Any]) -> bool:
+        return (d.get("owner_id") == owner_id
+                and (project_id is None or d.get("project_id") == project_id)
+                and (livemode is None or bool(d.get("livemode")) == bool(livemode)))
+    page = paginate(q, col, params, url=url, to_resource=lambda d: render(d, now), belongs=belongs)
+    model = ListResponse[ApiKey] if resource is None else ListResponse[Any]
+    return model(data=page.data, has_more=page.has_more, url=page.url)
 
 
-def revoke_api_key(uow, *, owner_id: str, key_id: str) -> ApiKey:
+def revoke_api_key(uow, *, owner_id: str, key_id: str, livemode: bool | None = None) -> ApiKey:
+    """Revoke now. ``livemode`` given: a key of the other mode does not exist (404)."""
     now = uow.now
     ref = uow.db.collection(COLLECTION).document(key_id)
     doc = _owned(uow.get(ref), owner_id, key_id)
+    _same_mode(doc, livemode, key_id)
     if doc["status"] == "revoked":
         return to_resource(doc, now)
     doc = {**doc, "status": "revoked", "revoked_at": now}
@@ -151,8 +185,15 @@ def revoke_api_key(uow, *, owner_id: str, key_id: str) -> ApiKey:
     return to_resource(doc, now)
 
 
-def roll_api_key(uow, *, owner_id: str, key_id: str, expires_in_seconds: int = 0) -> ApiKeyWithSecret:
-    """Replace a key by a new secret; the old one works ``expires_in_seconds`` more."""
+def _same_mode(doc: dict[str, Any], livemode: bool | None, key_id: str) -> None:
+    if livemode is not None and bool(doc.get("livemode")) != bool(livemode):
+        raise NotFound(f"No such API key: '{key_id}'", param="id")
+
+
+def roll_api_key(uow, *, owner_id: str, key_id: str, expires_in_seconds: int = 0,
+                 livemode: bool | None = None) -> ApiKeyWithSecret:
+    """Replace a key by a new secret; the old one works ``expires_in_seconds`` more. The new
+    key keeps the old one's project. ``livemode`` given: a key of the other mode is a 404."""
     settings = identity_settings(uow.deps)
     db, now = uow.db, uow.now
     if not 0 <= expires_in_seconds <= settings.api_key_max_roll_grace_seconds:
@@ -161,12 +202,14 @@ def roll_api_key(uow, *, owner_id: str, key_id: str, expires_in_seconds: int = 0
             param="expires_in_seconds", code="parameter_invalid")
     ref = db.collection(COLLECTION).document(key_id)
     old = _owned(uow.get(ref), owner_id, key_id)
+    _same_mode(old, livemode, key_id)
     if _status(old, now) != "active":
         raise InvalidRequest("Only an active API key can be rolled.", param="id",
                              code="api_key_not_active")
     new, secret = _new_doc(owner_id=owner_id, name=old.get("name"), scopes=list(old["scopes"]),
                            livemode=bool(old.get("livemode")), now=now,
-                           expires_at=old.get("expires_at"), rolled_from=key_id)
+                           expires_at=old.get("expires_at"), rolled_from=key_id,
+                           project_id=old.get("project_id"))
     uow.create(db.collection(COLLECTION).document(new["id"]), new)
     mode = bool(old.get("livemode"))
     uow.emit(API_KEY_CREATED.name, tenant=owner_id, livemode=mode,
@@ -214,4 +257,5 @@ def authenticate_api_key(deps, secret: str) -> Principal:
             log(_log, logging.WARNING, "api key last_used update failed", key_id=doc["id"],
                 error=type(exc).__name__)
     return Principal(kind="api_key", id=doc["id"], tenant_id=doc["owner_id"],
-                     scopes=frozenset(doc.get("scopes") or ()), livemode=livemode)
+                     scopes=frozenset(doc.get("scopes") or ()), livemode=livemode,
+                     project_id=doc.get("project_id"))

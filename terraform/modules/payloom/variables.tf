@@ -74,6 +74,7 @@ variable "ttl_fields" {
     webhook_attempts  = "expires_at"
     webhook_deliveries = "expires_at"
     webhook_slots     = "expires_at"
+    merchant_invitations = "purge_at"
   }
 }
 

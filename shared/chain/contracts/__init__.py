@@ -1,0 +1,1 @@
+"""Compiled local test tokens (OpenZeppelin ERC-20s); see build.py."""

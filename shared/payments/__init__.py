@@ -1,0 +1,1 @@
+"""Payment intents: states, methods (wallet; crypto by helper X) and settlement (ADR 0031)."""

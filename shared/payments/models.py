@@ -1,0 +1,148 @@
+"""API models of payment intents and the events that announce their changes.
+
+Requests forbid unknown fields and bound every size (Stripe's metadata limits), so bad input is
+a 400 naming the parameter. The resource never carries the client secret: only the create
+answer does, once (``secret_fields``), and the document keeps its SHA-256.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+
+from shared.payments import states
+from shared.platform.catalog import ObjectPayload, declare
+from shared.platform.models import RequestModel, ResourceModel
+from shared.platform.pagination import ListQuery
+from shared.webhooks.models import check_metadata
+
+METHODS = ("wallet", "card", "crypto")
+Method = Literal["wallet", "card", "crypto"]
+Status = Literal["requires_payment_method", "processing", "succeeded", "canceled", "expired",
+                 "underpaid", "overpaid", "paid_late"]
+TIMELINE_SHOWN = 20  # the resource shows the newest entries only: events stay thin
+
+
+class CreateIntent(RequestModel):
+    amount: StrictInt | None = Field(None, description="Integer minor units of `currency` "
+                                     "(its ledger scale). Omit for a top-up: any amount pays it.")
+    currency: str = Field(..., min_length=2, max_length=10,
+                          description="A ledger asset code: USD, KHR, USDC, ETH, …")
+    payment_method_types: list[Method] | None = Field(
+        None, min_length=1, max_length=3,
+        description="Methods the payer may use; default: every method the merchant accepts.")
+    description: str | None = Field(None, max_length=1000)
+    metadata: dict[str, str] = Field(default_factory=dict,
+                                     description="Up to 50 keys (40 characters), values up to 500.")
+    customer_email: str | None = Field(None, max_length=254,
+                                       pattern=r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
+    expires_in_seconds: StrictInt | None = Field(
+        None, ge=60, le=7 * 86400, description="Override the merchant's intent expiry.")
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value):
+        return check_metadata(value, allow_empty_values=False)
+
+    @field_validator("payment_method_types")
+    @classmethod
+    def _methods(cls, value):
+        return None if value is None else list(dict.fromkeys(value))
+
+
+class UpdateIntent(RequestModel):
+    description: str | None = Field(None, max_length=1000)
+    metadata: dict[str, str] | None = Field(
+        None, description="Merged into the intent's metadata; an empty value removes the key.")
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value):
+        return check_metadata(value, allow_empty_values=True)
+
+
+class CancelIntent(RequestModel):
+    cancellation_reason: Literal["duplicate", "fraudulent", "requested_by_customer",
+                                 "abandoned"] | None = None
+
+
+class PayWithWallet(RequestModel):
+    client_secret: str = Field(..., min_length=10, max_length=200)
+
+
+class IntentListQuery(ListQuery):
+    status: Status | None = None
+    customer_email: str | None = Field(None, max_length=254)
+    created_gte: StrictInt | None = Field(None, ge=0, le=10**11, alias="created[gte]",
+                                          description="Unix seconds.")
+    created_lte: StrictInt | None = Field(None, ge=0, le=10**11, alias="created[lte]",
+                                          description="Unix seconds.")
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("created_gte", "created_lte", mode="before")
+    @classmethod
+    def _int(cls, value):
+        if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 13:
+            return int(value.strip())
+        return value
+
+
+class TimelineEntry(BaseModel):
+    status: str
+    at: int
+    reason: str | None = None
+
+
+class Settlement(BaseModel):
+    transfer_ids: list[str] = Field(default_factory=list)
+    amount: int = 0
+    fee: int = 0
+    net: int = 0
+    asset: str | None = None
+    account_id: str | None = None
+
+
+class PaymentIntent(ResourceModel):
+    id: str
+    object: Literal["payment_intent"] = "payment_intent"
+    merchant: str
+    project_id: str | None = None
+    livemode: bool
+    amount: int | None
+    currency: str
+    amount_received: int
+    amount_pending: int = 0
+    status: Status
+    payment_method_types: list[str]
+    method: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    customer_email: str | None = None
+    created: int
+    updated: int
+    expires_at: int
+    late_until: int
+    canceled_at: int | None = None
+    cancellation_reason: str | None = None
+    succeeded_at: int | None = None
+    tolerance_bps: int
+    speed_policy: str
+    required_confirmations: int
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    settlement: Settlement | None = None
+    crypto: dict[str, Any] | None = None
+
+
+class PaymentIntentWithSecret(PaymentIntent):
+    client_secret: str | None = Field(None, description="Shown once: give it to the payer's "
+                                      "client; it authorises paying this intent.")
+
+
+EVENT_STATUSES = ("created", "processing", "succeeded", "payment_failed", "canceled", "expired",
+                  "underpaid", "overpaid", "paid_late", "reorged")
+EVENTS = {name: declare(f"payment_intent.{name}", ObjectPayload[PaymentIntent],
+                        description=f"A payment intent {name.replace('_', ' ')}.")
+          for name in EVENT_STATUSES}
+# every status has its event but requires_payment_method: going back there is payment_failed
+# (a method failed) or reorged (chain money vanished)
+assert set(states.STATUSES) - {states.REQUIRES_PAYMENT_METHOD} <= set(EVENT_STATUSES)
