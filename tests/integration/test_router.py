@@ -19,7 +19,7 @@ def client(deps):
 
     @router.get("/items", auth="public", query=ListQuery)
     def items(ctx: Context):
-        col = ctx.deps.db.collection("items")
+        col = ctx.deps.db.collection("router_test_items")
         return paginate(col.where(filter=firestore.FieldFilter("tenant", "==", "t")), col, ctx.query,
                         url="/v1/demo/items", to_resource=lambda d: {"id": d["id"]},
                         belongs=lambda d: d["tenant"] == "t")
@@ -51,9 +51,9 @@ def test_cursor_pagination_walks_every_item_once(client, deps):
     import datetime as dt
     base = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     for i in range(7):
-        deps.db.collection("items").document(f"it_{i}").set(
+        deps.db.collection("router_test_items").document(f"it_{i}").set(
             {"id": f"it_{i}", "tenant": "t", "created_at": base + dt.timedelta(seconds=i)})
-    deps.db.collection("items").document("other").set({"id": "other", "tenant": "x", "created_at": base})
+    deps.db.collection("router_test_items").document("other").set({"id": "other", "tenant": "x", "created_at": base})
     seen, cursor = [], None
     while True:
         url = "/v1/demo/items?limit=3" + (f"&starting_after={cursor}" if cursor else "")

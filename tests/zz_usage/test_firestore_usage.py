@@ -18,7 +18,6 @@ def test_every_query_that_needs_a_composite_index_has_one():
 NOT_PURGE_TIMES = {
     ("api_keys", "expires_at"): "a key's validity end; expired keys stay listed and audited",
     ("payment_intents", "expires_at"): "an intent's payment deadline; intents are kept",
-    ("merchant_invitations", "expires_at"): "answers 'expired' until purge_at removes it",
 }
 
 
