@@ -35,7 +35,7 @@ from shared.payments import crypto_method, intents, states
 from shared.payments.models import PaymentIntent
 from shared.platform.catalog import ObjectPayload, declare
 from shared.platform.consumer import EventConsumer
-from shared.platform.errors import NotFound
+from shared.platform.errors import Conflict, NotFound
 from shared.platform.outbox import Event
 from shared.platform.uow import UnitOfWork
 
@@ -171,9 +171,17 @@ def _apply(uow, ref, doc, crypto, rec, applied, want) -> str:
     if want == SEEN and applied == CONFIRMED:
         # confirmed → seen only happens through a reorg we did not see: count it pending again
         doc = intents.record_reorged(uow, ref, doc, reference_)
-    new = intents.record_received(uow, ref, doc, units,
-                                  method=crypto_method.CRYPTO, final=want == CONFIRMED,
-                                  reference=reference_, **ledger)
+    try:
+        new = intents.record_received(uow, ref, doc, units,
+                                      method=crypto_method.CRYPTO, final=want == CONFIRMED,
+                                      reference=reference_, **ledger)
+    except Conflict as exc:
+        if exc.code != "too_many_receipts":
+            raise
+        # the intent holds no more separate payments: keep the money visible as unmatched (to
+        # refund) instead of failing, which Pub/Sub would redeliver forever
+        rec["unmatched"] = "too_many_payments"
+        return _unmatched(uow, ref, doc, crypto, rec, want)
     return f"{want}:{new['status']}"
 
 
