@@ -1,4 +1,5 @@
-"""A loopback Stripe: the PaymentIntents HTTP API and signed webhooks, for local runs and tests.
+"""A loopback Stripe: PaymentIntents, 3-D Secure, refunds, disputes and signed webhooks, for local
+runs and tests.
 
 It speaks the real protocol so the production adapter (``shared/adapters/stripe_cards.py``) is the code
 under test: form-encoded POSTs, ``Authorization: Bearer sk_…`` (or HTTP Basic with the key as
@@ -11,7 +12,28 @@ Test payment methods (as Stripe's test mode):
     pm_card_visa, pm_card_mastercard          → succeeded
     pm_card_chargeDeclined, pm_card_visa_chargeDeclined → declined (card_declined)
     pm_card_chargeDeclinedInsufficientFunds    → declined (insufficient_funds)
-    pm_card_authenticationRequired             → requires_action (3-D Secure)
+    pm_card_authenticationRequired, pm_card_threeDSecure2Required, pm_card_threeDSecureRequired
+                                               → requires_action (3-D Secure)
+    pm_card_createDispute                      → succeeded, then a dispute is opened at once
+    pm_card_refundFail                         → succeeded; its refunds go pending, then fail
+
+3-D Secure: confirming with ``return_url`` answers ``requires_action`` with
+``next_action.redirect_to_url.url`` = ``<sim>/_sim/3ds/<pi>`` (without it: ``use_stripe_sdk``).
+That page needs no API key (it is the payer's browser); ``POST /_sim/3ds/<pi>/complete`` (form
+``outcome=succeed|fail``) finishes the challenge, sends the webhook (``payment_intent.succeeded``,
+or ``payment_intent.payment_failed`` with ``payment_intent_authentication_failure``) and
+redirects (302) to ``return_url?payment_intent=…&payment_intent_client_secret=…
+&redirect_status=succeeded|failed``.
+
+Every confirmation attempt makes a Charge (``ch_…``, the PaymentIntent's metadata copied onto
+it): ``latest_charge`` of a succeeded intent, ``last_payment_error.charge`` of a declined one.
+Refunds: ``POST /v1/refunds`` {payment_intent, amount?, reason?, metadata} → ``refund.created``
+and ``charge.refunded`` (a refund of a ``pm_card_refundFail`` payment stays pending, then
+``refund.updated`` + ``refund.failed``); ``GET /v1/refunds/<id>``. Disputes: ``POST
+/_sim/disputes`` {payment_intent, amount?, reason?} opens one (``charge.dispute.created``);
+``POST /_sim/disputes/<dp>/close`` {outcome: won|lost}, or the merchant accepting it with
+``POST /v1/disputes/<dp>/close`` (lost), closes it (``charge.dispute.closed``); ``GET
+/v1/disputes/<dp>``. The ``/_sim/disputes`` control routes take the API key too.
 
 Standard library only; listens on 127.0.0.1. ``start(port=0)`` returns a running ``StripeSim``.
 """
@@ -31,10 +53,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 API_VERSION = "2024-06-20"
-SUCCEED = {"pm_card_visa", "pm_card_mastercard", "pm_card_amex"}
+DISPUTE_AT_ONCE = {"pm_card_createDispute"}
+REFUND_FAILS = {"pm_card_refundFail"}
+SUCCEED = {"pm_card_visa", "pm_card_mastercard", "pm_card_amex"} | DISPUTE_AT_ONCE | REFUND_FAILS
 DECLINE = {"pm_card_chargeDeclined": "card_declined", "pm_card_visa_chargeDeclined": "card_declined",
            "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds"}
-ACTION = {"pm_card_authenticationRequired"}
+ACTION = {"pm_card_authenticationRequired", "pm_card_threeDSecure2Required",
+          "pm_card_threeDSecureRequired"}
 CURRENCIES = {"usd", "khr", "eur"}
 
 
@@ -61,10 +86,22 @@ def _parse_form(body: bytes) -> dict[str, Any]:
     return out
 
 
+def _copy(obj: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(obj))
+
+
 class StripeError(Exception):
     def __init__(self, status: int, error: dict[str, Any]):
         super().__init__(error.get("message"))
         self.status, self.error = status, error
+
+
+def _missing(kind: str, oid: str, param: str | None = None) -> StripeError:
+    err = {"type": "invalid_request_error", "code": "resource_missing",
+           "message": f"No such {kind}: '{oid}'"}
+    if param:
+        err["param"] = param
+    return StripeError(404, err)
 
 
 class StripeSim:
@@ -76,7 +113,11 @@ class StripeSim:
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.duplicate_deliveries = False     # tests: deliver every event twice
+        self.refund_failure_delay = 0.3       # seconds before a pm_card_refundFail refund fails
         self.intents: dict[str, dict[str, Any]] = {}
+        self.charges: dict[str, dict[str, Any]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
+        self.disputes: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.deliveries: list[dict[str, Any]] = []   # {event_id, attempt, status}
         self._idem: dict[str, tuple[str, int, dict]] = {}
@@ -97,14 +138,20 @@ class StripeSim:
             self.server = None
 
     def wait_idle(self, timeout: float = 10.0) -> None:
-        """Wait for all webhook deliveries in flight."""
+        """Wait for all webhook deliveries in flight (and those they started: a failing refund)."""
         deadline = time.time() + timeout
-        for t in list(self._threads):
-            t.join(max(0.0, deadline - time.time()))
+        joined: set[int] = set()
+        while time.time() < deadline:
+            pending = [t for t in list(self._threads) if id(t) not in joined]
+            if not pending:
+                return
+            for t in pending:
+                t.join(max(0.0, deadline - time.time()))
+                joined.add(id(t))
 
-    # --- API ---------------------------------------------------------------------------
+    # --- payment intents -------------------------------------------------------------------
     def _intent_json(self, pi: dict[str, Any]) -> dict[str, Any]:
-        return json.loads(json.dumps(pi))
+        return _copy(pi)
 
     def create_intent(self, params: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -125,70 +172,272 @@ class StripeSim:
               "client_secret": f"{pid}_secret_{secrets.token_hex(8)}", "created": int(time.time()),
               "livemode": False, "metadata": dict(params.get("metadata") or {}),
               "payment_method": params.get("payment_method"), "last_payment_error": None,
+              "next_action": None, "latest_charge": None,
               "payment_method_types": params.get("payment_method_types") or ["card"]}
         with self._lock:
             self.intents[pid] = pi
         if pi["payment_method"]:
             pi["status"] = "requires_confirmation"
             if str(params.get("confirm", "false")).lower() == "true":
-                return self.confirm(pid, {})
+                return self.confirm(pid, {"return_url": params.get("return_url")})
         return self._intent_json(pi)
 
     def confirm(self, pid: str, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             pi = self.intents.get(pid)
             if pi is None:
-                raise StripeError(404, {"type": "invalid_request_error", "code": "resource_missing",
-                                        "param": "intent", "message": f"No such payment_intent: '{pid}'"})
-            if params.get("payment_method"):
-                pi["payment_method"] = params["payment_method"]
+                raise _missing("payment_intent", pid, "intent")
             if pi["status"] in ("succeeded", "canceled", "processing"):
                 raise StripeError(400, {"type": "invalid_request_error",
                                         "code": "payment_intent_unexpected_state",
                                         "message": f"This PaymentIntent's status is {pi['status']}."})
+            if params.get("payment_method"):
+                pi["payment_method"] = params["payment_method"]
+            if params.get("return_url"):
+                pi["return_url"] = params["return_url"]
             pm = pi.get("payment_method")
             if not pm:
                 raise StripeError(400, {"type": "invalid_request_error", "code": "parameter_missing",
                                         "param": "payment_method",
                                         "message": "You must provide a payment method."})
             if pm in DECLINE:
+                charge = self._charge(pi, "failed")
                 err = {"type": "card_error", "code": "card_declined", "decline_code": DECLINE[pm],
-                       "message": "Your card was declined.", "payment_method": {"id": pm}}
-                pi.update(status="requires_payment_method", last_payment_error=err)
+                       "message": "Your card was declined.", "payment_method": {"id": pm},
+                       "charge": charge["id"]}
+                pi.update(status="requires_payment_method", last_payment_error=err,
+                          next_action=None)
                 self._emit("payment_intent.payment_failed", pi)
                 raise StripeError(402, {**err, "payment_intent": self._intent_json(pi)})
             if pm in ACTION:
-                pi.update(status="requires_action",
-                          next_action={"type": "use_stripe_sdk"}, last_payment_error=None)
+                if pi.get("return_url"):
+                    action = {"type": "redirect_to_url", "redirect_to_url": {
+                        "url": f"{self.url}/_sim/3ds/{pid}", "return_url": pi["return_url"]}}
+                else:
+                    action = {"type": "use_stripe_sdk"}
+                pi.update(status="requires_action", next_action=action, last_payment_error=None)
+                self._emit("payment_intent.requires_action", pi)
                 return self._intent_json(pi)
             if pm not in SUCCEED:
                 raise StripeError(400, {"type": "invalid_request_error", "code": "resource_missing",
                                         "param": "payment_method",
                                         "message": f"No such PaymentMethod: '{pm}'"})
-            pi.update(status="succeeded", amount_received=pi["amount"], last_payment_error=None)
-            self._emit("payment_intent.succeeded", pi)
+            self._succeed(pi)
             return self._intent_json(pi)
 
     def cancel(self, pid: str) -> dict[str, Any]:
         with self._lock:
             pi = self.intents.get(pid)
             if pi is None:
-                raise StripeError(404, {"type": "invalid_request_error", "code": "resource_missing",
-                                        "message": f"No such payment_intent: '{pid}'"})
+                raise _missing("payment_intent", pid)
             if pi["status"] == "succeeded":
                 raise StripeError(400, {"type": "invalid_request_error",
                                         "code": "payment_intent_unexpected_state",
                                         "message": "You cannot cancel a succeeded PaymentIntent."})
-            pi["status"] = "canceled"
+            pi.update(status="canceled", next_action=None)
             self._emit("payment_intent.canceled", pi)
             return self._intent_json(pi)
 
+    def _charge(self, pi: dict[str, Any], status: str) -> dict[str, Any]:
+        """One confirmation attempt's Charge (the PaymentIntent's metadata copied onto it)."""
+        ch = {"id": _rid("ch"), "object": "charge", "amount": pi["amount"],
+              "amount_captured": pi["amount"] if status == "succeeded" else 0,
+              "amount_refunded": 0, "currency": pi["currency"], "payment_intent": pi["id"],
+              "payment_method": pi.get("payment_method"), "status": status,
+              "paid": status == "succeeded", "refunded": False, "disputed": False,
+              "metadata": dict(pi.get("metadata") or {}), "created": int(time.time()),
+              "livemode": False}
+        self.charges[ch["id"]] = ch
+        return ch
+
+    def _succeed(self, pi: dict[str, Any]) -> None:
+        charge = self._charge(pi, "succeeded")
+        pi.update(status="succeeded", amount_received=pi["amount"], last_payment_error=None,
+                  next_action=None, latest_charge=charge["id"])
+        self._emit("payment_intent.succeeded", pi)
+        if pi.get("payment_method") in DISPUTE_AT_ONCE:
+            self.open_dispute(pi["id"], {})
+
+    # --- 3-D Secure ------------------------------------------------------------------------
+    def complete_3ds(self, pid: str, succeed: bool = True) -> dict[str, Any]:
+        """The payer finishes (or fails) the challenge of a requires_action intent."""
+        with self._lock:
+            pi = self.intents.get(pid)
+            if pi is None or pi["status"] != "requires_action":
+                raise StripeError(400, {"type": "invalid_request_error",
+                                        "code": "payment_intent_unexpected_state",
+                                        "message": "This PaymentIntent is not awaiting "
+                                                   "authentication."})
+            if succeed:
+                self._succeed(pi)
+            else:
+                charge = self._charge(pi, "failed")
+                err = {"type": "invalid_request_error",
+                       "code": "payment_intent_authentication_failure",
+                       "message": "The provided PaymentMethod has failed authentication.",
+                       "payment_method": {"id": pi.get("payment_method")},
+                       "charge": charge["id"]}
+                pi.update(status="requires_payment_method", last_payment_error=err,
+                          next_action=None)
+                self._emit("payment_intent.payment_failed", pi)
+            return self._intent_json(pi)
+
+    def threeds_page(self, method: str, parts: list[str],
+                     body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """``/_sim/3ds/<pi>`` (GET: the challenge page) and ``/_sim/3ds/<pi>/complete`` (POST)."""
+        pid = parts[2] if len(parts) >= 3 else ""
+        with self._lock:
+            pi = self.intents.get(pid)
+        text = {"Content-Type": "text/plain; charset=utf-8"}
+        if pi is None:
+            return 404, text, b"unknown payment"
+        if method == "GET" and len(parts) == 3:
+            page = (f"<!doctype html><title>3-D Secure</title><h1>Authenticate "
+                    f"{pi['amount']} {pi['currency'].upper()}</h1>"
+                    f"<form method=post action=/_sim/3ds/{pid}/complete>"
+                    f"<button name=outcome value=succeed>Complete</button>"
+                    f"<button name=outcome value=fail>Fail</button></form>").encode()
+            return 200, {"Content-Type": "text/html; charset=utf-8"}, page
+        if method == "POST" and len(parts) == 4 and parts[3] == "complete":
+            outcome = _parse_form(body).get("outcome", "succeed") if body else "succeed"
+            try:
+                out = self.complete_3ds(pid, succeed=outcome != "fail")
+            except StripeError as exc:
+                return exc.status, {"Content-Type": "application/json"}, \
+                    json.dumps({"error": exc.error}).encode()
+            back = pi.get("return_url")
+            if not back:
+                return 200, {"Content-Type": "application/json"}, json.dumps(out).encode()
+            query = urllib.parse.urlencode({
+                "payment_intent": pid, "payment_intent_client_secret": pi["client_secret"],
+                "redirect_status": "succeeded" if out["status"] == "succeeded" else "failed"})
+            return 302, {**text, "Location": f"{back}{'&' if '?' in back else '?'}{query}"}, b""
+        return 404, text, b"not found"
+
+    # --- refunds ---------------------------------------------------------------------------
+    def create_refund(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            pid = str(params.get("payment_intent") or "")
+            pi = self.intents.get(pid)
+            if pi is None and params.get("charge") in self.charges:
+                pi = self.intents.get(self.charges[params["charge"]]["payment_intent"])
+            if pi is None:
+                if not pid:
+                    raise StripeError(400, {"type": "invalid_request_error",
+                                            "code": "parameter_missing", "param": "payment_intent",
+                                            "message": "One of charge or payment_intent is "
+                                                       "required."})
+                raise _missing("payment_intent", pid, "payment_intent")
+            if pi["status"] != "succeeded" or not pi.get("latest_charge"):
+                raise StripeError(400, {"type": "invalid_request_error",
+                                        "code": "charge_not_refundable", "param": "payment_intent",
+                                        "message": "This PaymentIntent has no successful charge "
+                                                   "to refund."})
+            charge = self.charges[pi["latest_charge"]]
+            in_flight = sum(r["amount"] for r in self.refunds.values()
+                            if r["charge"] == charge["id"] and r["status"] == "pending")
+            left = charge["amount"] - charge["amount_refunded"] - in_flight
+            if left <= 0:
+                raise StripeError(400, {"type": "invalid_request_error",
+                                        "code": "charge_already_refunded",
+                                        "message": f"Charge {charge['id']} has already been "
+                                                   "refunded."})
+            raw = params.get("amount")
+            try:
+                amount = left if raw in (None, "") else int(raw)
+            except (TypeError, ValueError):
+                raise StripeError(400, {"type": "invalid_request_error",
+                                        "code": "parameter_invalid_integer", "param": "amount",
+                                        "message": "Invalid integer: amount"}) from None
+            if amount < 1:
+                raise StripeError(400, {"type": "invalid_request_error", "code": "amount_too_small",
+                                        "param": "amount", "message": "Amount must be at least 1."})
+            if amount > left:
+                raise StripeError(400, {"type": "invalid_request_error", "code": "amount_too_large",
+                                        "param": "amount",
+                                        "message": f"Refund amount ({amount}) is greater than "
+                                                   f"unrefunded amount on charge ({left})"})
+            fails = pi.get("payment_method") in REFUND_FAILS
+            refund = {"id": _rid("re"), "object": "refund", "amount": amount,
+                      "currency": charge["currency"], "charge": charge["id"],
+                      "payment_intent": pi["id"], "reason": params.get("reason"),
+                      "status": "pending" if fails else "succeeded", "failure_reason": None,
+                      "metadata": dict(params.get("metadata") or {}),
+                      "created": int(time.time())}
+            self.refunds[refund["id"]] = refund
+            self._emit("refund.created", refund)
+            if fails:
+                timer = threading.Timer(self.refund_failure_delay, self._fail_refund,
+                                        (refund["id"],))
+                timer.daemon = True
+                self._threads.append(timer)
+                timer.start()
+            else:
+                charge["amount_refunded"] += amount
+                charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
+                self._emit("charge.refunded", {**charge, "refunds": {
+                    "object": "list", "data": [r for r in self.refunds.values()
+                                               if r["charge"] == charge["id"]]}})
+            return _copy(refund)
+
+    def _fail_refund(self, refund_id: str) -> None:
+        with self._lock:
+            refund = self.refunds[refund_id]
+            if refund["status"] != "pending":
+                return
+            refund.update(status="failed", failure_reason="expired_or_canceled_card")
+            self._emit("refund.updated", refund)
+            self._emit("refund.failed", refund)
+
+    # --- disputes --------------------------------------------------------------------------
+    def open_dispute(self, pid: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The cardholder disputes a succeeded payment → ``charge.dispute.created``."""
+        with self._lock:
+            pi = self.intents.get(pid)
+            if pi is None or pi["status"] != "succeeded":
+                raise StripeError(400, {"type": "invalid_request_error",
+                                        "code": "charge_not_disputable", "param": "payment_intent",
+                                        "message": "Only a succeeded payment can be disputed."})
+            charge = self.charges[pi["latest_charge"]]
+            try:
+                amount = int(params.get("amount") or charge["amount"])
+            except (TypeError, ValueError):
+                raise StripeError(400, {"type": "invalid_request_error",
+                                        "code": "parameter_invalid_integer", "param": "amount",
+                                        "message": "Invalid integer: amount"}) from None
+            now = int(time.time())
+            dispute = {"id": _rid("dp"), "object": "dispute", "amount": amount,
+                       "currency": charge["currency"], "charge": charge["id"],
+                       "payment_intent": pid, "reason": params.get("reason") or "fraudulent",
+                       "status": "needs_response", "created": now, "livemode": False,
+                       "is_charge_refundable": False, "metadata": {},
+                       "evidence_details": {"due_by": now + 7 * 86400, "has_evidence": False,
+                                            "past_due": False, "submission_count": 0}}
+            self.disputes[dispute["id"]] = dispute
+            charge["disputed"] = True
+            self._emit("charge.dispute.created", dispute)
+            return _copy(dispute)
+
+    def close_dispute(self, dispute_id: str, outcome: str) -> dict[str, Any]:
+        """Close a dispute won or lost → ``charge.dispute.closed`` (once)."""
+        with self._lock:
+            dispute = self.disputes.get(dispute_id)
+            if dispute is None:
+                raise _missing("dispute", dispute_id)
+            if outcome not in ("won", "lost"):
+                raise StripeError(400, {"type": "invalid_request_error", "code": "parameter_invalid",
+                                        "param": "outcome", "message": "outcome is won or lost."})
+            if dispute["status"] not in ("won", "lost"):
+                dispute["status"] = outcome
+                self._emit("charge.dispute.closed", dispute)
+            return _copy(dispute)
+
     # --- events and webhooks ----------------------------------------------------------
-    def _emit(self, etype: str, pi: dict[str, Any]) -> dict[str, Any]:
+    def _emit(self, etype: str, obj: dict[str, Any]) -> dict[str, Any]:
         event = {"id": _rid("evt"), "object": "event", "api_version": API_VERSION,
                  "created": int(time.time()), "type": etype, "livemode": False,
                  "pending_webhooks": 1, "request": {"id": _rid("req"), "idempotency_key": None},
-                 "data": {"object": self._intent_json(pi)}}
+                 "data": {"object": _copy(obj)}}
         self.events.append(event)
         copies = 2 if self.duplicate_deliveries else 1
         for _ in range(copies):
@@ -241,6 +490,13 @@ class StripeSim:
             return hmac.compare_digest(user.encode(), self.api_key.encode())
         return False
 
+    def _get(self, table: dict[str, dict[str, Any]], oid: str, kind: str) -> dict[str, Any]:
+        with self._lock:
+            obj = table.get(oid)
+            if obj is None:
+                raise _missing(kind, oid)
+            return _copy(obj)
+
     def handle(self, method: str, path: str, headers, body: bytes) -> tuple[int, dict[str, Any]]:
         if method == "GET" and path.split("?")[0] == "/_health":
             return 200, {"ok": True, "intents": len(self.intents), "events": len(self.events)}
@@ -261,22 +517,33 @@ class StripeSim:
                                                       "first used with."}}
                 return seen[1], seen[2]
         parts = [p for p in path.split("?")[0].split("/") if p]
+        pi_path = len(parts) >= 3 and parts[:2] == ["v1", "payment_intents"]
         try:
             if method == "POST" and parts == ["v1", "payment_intents"]:
                 status, out = 200, self.create_intent(params)
-            elif method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "payment_intents"]:
-                with self._lock:
-                    pi = self.intents.get(parts[2])
-                if pi is None:
-                    raise StripeError(404, {"type": "invalid_request_error", "code": "resource_missing",
-                                            "message": f"No such payment_intent: '{parts[2]}'"})
-                status, out = 200, self._intent_json(pi)
-            elif method == "POST" and len(parts) == 4 and parts[:2] == ["v1", "payment_intents"] \
-                    and parts[3] == "confirm":
+            elif method == "GET" and pi_path and len(parts) == 3:
+                status, out = 200, self._get(self.intents, parts[2], "payment_intent")
+            elif method == "POST" and pi_path and len(parts) == 4 and parts[3] == "confirm":
                 status, out = 200, self.confirm(parts[2], params)
-            elif method == "POST" and len(parts) == 4 and parts[:2] == ["v1", "payment_intents"] \
-                    and parts[3] == "cancel":
+            elif method == "POST" and pi_path and len(parts) == 4 and parts[3] == "cancel":
                 status, out = 200, self.cancel(parts[2])
+            elif method == "POST" and parts == ["v1", "refunds"]:
+                status, out = 200, self.create_refund(params)
+            elif method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "refunds"]:
+                status, out = 200, self._get(self.refunds, parts[2], "refund")
+            elif method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "charges"]:
+                status, out = 200, self._get(self.charges, parts[2], "charge")
+            elif method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "disputes"]:
+                status, out = 200, self._get(self.disputes, parts[2], "dispute")
+            elif method == "POST" and len(parts) == 4 and parts[:2] == ["v1", "disputes"] \
+                    and parts[3] == "close":
+                status, out = 200, self.close_dispute(parts[2], "lost")
+            elif method == "POST" and parts == ["_sim", "disputes"]:
+                status, out = 200, self.open_dispute(str(params.get("payment_intent") or ""),
+                                                     params)
+            elif method == "POST" and len(parts) == 4 and parts[:2] == ["_sim", "disputes"] \
+                    and parts[3] == "close":
+                status, out = 200, self.close_dispute(parts[2], str(params.get("outcome") or ""))
             else:
                 raise StripeError(404, {"type": "invalid_request_error",
                                         "message": f"Unrecognized request URL ({method}: {path})."})
@@ -295,10 +562,15 @@ def _handler_for(sim: StripeSim):
         def _run(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            status, out = sim.handle(method, self.path, self.headers, body)
-            data = json.dumps(out).encode()
+            parts = [p for p in self.path.split("?")[0].split("/") if p]
+            if parts[:2] == ["_sim", "3ds"]:          # the payer's browser: no API key
+                status, headers, data = sim.threeds_page(method, parts, body)
+            else:
+                status, out = sim.handle(method, self.path, self.headers, body)
+                headers, data = {"Content-Type": "application/json"}, json.dumps(out).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Request-Id", _rid("req"))
             self.end_headers()

@@ -1,4 +1,5 @@
-"""Stripe-protocol card payments client (the wallet's top-up provider in production).
+"""Stripe-protocol card payments client (the wallet's top-up provider and the card method of
+merchant payment intents in production).
 
 ``StripeTopUpProvider`` speaks Stripe's PaymentIntents HTTP API (form-encoded, ``Authorization: Bearer sk_…``,
 ``Idempotency-Key``) and verifying Stripe's webhook signatures
@@ -6,6 +7,11 @@
 Locally and in tests it talks to ``infra/local/stripe_sim.py``, which speaks the same protocol,
 so this adapter is the code under test. It reads no settings: the caller passes the keys and
 the base URL (``shared.wallet.config.topup_provider``).
+
+Beyond PaymentIntents: refunds (``create_refund``/``retrieve_refund``: helper F's card refunds)
+and disputes (``retrieve_dispute``, ``close_dispute`` = accept it; ``Dispute.from_json`` parses
+the object of ``charge.dispute.*`` events). Parsing never trusts a field's type: a provider
+object that is not shaped as documented is a ``ValueError`` (the inbox dead-letters it).
 """
 from __future__ import annotations
 
@@ -31,13 +37,125 @@ class PaymentIntent:
     client_secret: str | None = None
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
     last_payment_error: dict[str, Any] | None = None
+    # requires_action: {"type": "redirect_to_url", "redirect_to_url": {"url", "return_url"}}
+    next_action: dict[str, Any] | None = None
+    latest_charge: str | None = None
+    livemode: bool = False
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> "PaymentIntent":
+        next_action = obj.get("next_action")
+        charge = obj.get("latest_charge")
+        if isinstance(charge, Mapping):           # expanded
+            charge = charge.get("id")
         return cls(id=obj["id"], status=obj["status"], amount=int(obj["amount"]),
                    currency=obj["currency"], client_secret=obj.get("client_secret"),
                    metadata=dict(obj.get("metadata") or {}),
-                   last_payment_error=obj.get("last_payment_error"))
+                   last_payment_error=obj.get("last_payment_error"),
+                   next_action=dict(next_action) if isinstance(next_action, Mapping) else None,
+                   latest_charge=charge if isinstance(charge, str) else None,
+                   livemode=obj.get("livemode") is True)
+
+    @property
+    def redirect_url(self) -> str | None:
+        """Where the payer authenticates (3-D Secure), when the processor asks for a redirect."""
+        na = self.next_action or {}
+        target = na.get("redirect_to_url") if na.get("type") == "redirect_to_url" else None
+        url = target.get("url") if isinstance(target, Mapping) else None
+        return url if isinstance(url, str) else None
+
+
+def _str(obj: Mapping[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = obj.get(key)
+    if isinstance(value, Mapping):                # an expanded object: its id
+        value = value.get("id")
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} is not a string")
+    return value
+
+
+def _int(obj: Mapping[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{key} is not an integer")
+    return value
+
+
+@dataclasses.dataclass
+class Refund:
+    """Stripe's Refund: ``status`` pending | requires_action | succeeded | failed | canceled."""
+    id: str
+    status: str
+    amount: int
+    currency: str
+    payment_intent: str | None = None
+    charge: str | None = None
+    reason: str | None = None
+    failure_reason: str | None = None
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> "Refund":
+        if not isinstance(obj, Mapping) or obj.get("object", "refund") != "refund":
+            raise ValueError("not a refund object")
+        md = obj.get("metadata")
+        return cls(id=_str(obj, "id"), status=_str(obj, "status"), amount=_int(obj, "amount"),
+                   currency=_str(obj, "currency").lower(),
+                   payment_intent=_str(obj, "payment_intent", required=False),
+                   charge=_str(obj, "charge", required=False),
+                   reason=obj.get("reason") if isinstance(obj.get("reason"), str) else None,
+                   failure_reason=obj.get("failure_reason")
+                   if isinstance(obj.get("failure_reason"), str) else None,
+                   metadata={str(k): str(v) for k, v in md.items()} if isinstance(md, Mapping) else {})
+
+
+DISPUTE_CLOSED = {"won": "won", "lost": "lost", "warning_closed": "won"}
+
+
+@dataclasses.dataclass
+class Dispute:
+    """Stripe's Dispute (the object of ``charge.dispute.*`` events). ``status``:
+    warning_needs_response | warning_under_review | warning_closed | needs_response |
+    under_review | won | lost. ``outcome`` is won/lost once closed (an inquiry closed without
+    becoming a chargeback, ``warning_closed``, counts as won: the merchant keeps the money)."""
+    id: str
+    status: str
+    amount: int
+    currency: str
+    payment_intent: str | None
+    charge: str | None
+    reason: str | None = None
+    created: int | None = None
+    evidence_due_by: int | None = None
+    livemode: bool = False
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> "Dispute":
+        if not isinstance(obj, Mapping) or obj.get("object") != "dispute":
+            raise ValueError("not a dispute object")
+        details = obj.get("evidence_details")
+        due = details.get("due_by") if isinstance(details, Mapping) else None
+        created = obj.get("created")
+        return cls(id=_str(obj, "id"), status=_str(obj, "status"), amount=_int(obj, "amount"),
+                   currency=_str(obj, "currency").lower(),
+                   payment_intent=_str(obj, "payment_intent", required=False),
+                   charge=_str(obj, "charge", required=False),
+                   reason=obj.get("reason") if isinstance(obj.get("reason"), str) else None,
+                   created=created if isinstance(created, int) and not isinstance(created, bool)
+                   else None,
+                   evidence_due_by=due if isinstance(due, int) and not isinstance(due, bool)
+                   else None,
+                   livemode=obj.get("livemode") is True)
+
+    @property
+    def outcome(self) -> str | None:
+        return DISPUTE_CLOSED.get(self.status)
+
+
+def parse_dispute(obj: Any) -> Dispute:
+    return Dispute.from_json(obj)
 
 
 class ProviderDeclined(Exception):
@@ -160,13 +278,40 @@ class StripeTopUpProvider:
                                                      idempotency_key))
 
     def confirm_payment_intent(self, intent_id: str, *, payment_method: str | None = None,
-                               idempotency_key: str | None = None) -> PaymentIntent:
+                               idempotency_key: str | None = None,
+                               return_url: str | None = None) -> PaymentIntent:
+        """Confirm (charge) with ``payment_method``. ``return_url``: where the payer comes back
+        after a redirect (3-D Secure); with it, ``requires_action`` carries ``redirect_to_url``."""
         return PaymentIntent.from_json(self._request(
             "POST", f"/v1/payment_intents/{intent_id}/confirm",
-            {"payment_method": payment_method}, idempotency_key))
+            {"payment_method": payment_method, "return_url": return_url}, idempotency_key))
 
     def retrieve_payment_intent(self, intent_id: str) -> PaymentIntent:
         return PaymentIntent.from_json(self._request("GET", f"/v1/payment_intents/{intent_id}"))
+
+    # --- refunds (helper F's card refunds) ---------------------------------------------
+    def create_refund(self, payment_intent: str, amount: int | None, idempotency_key: str, *,
+                      reason: str | None = None,
+                      metadata: dict[str, str] | None = None) -> Refund:
+        """Refund ``amount`` (processor minor units; None: what is left) of a succeeded
+        PaymentIntent. The same ``idempotency_key`` with the same arguments answers the same
+        refund (Stripe's rule), so a retried call never refunds twice."""
+        return Refund.from_json(self._request(
+            "POST", "/v1/refunds", {"payment_intent": payment_intent, "amount": amount,
+                                    "reason": reason, "metadata": metadata or None},
+            idempotency_key))
+
+    def retrieve_refund(self, refund_id: str) -> Refund:
+        return Refund.from_json(self._request("GET", f"/v1/refunds/{refund_id}"))
+
+    # --- disputes ------------------------------------------------------------------------
+    def retrieve_dispute(self, dispute_id: str) -> Dispute:
+        return Dispute.from_json(self._request("GET", f"/v1/disputes/{dispute_id}"))
+
+    def close_dispute(self, dispute_id: str, idempotency_key: str | None = None) -> Dispute:
+        """Accept the dispute (Stripe's "close"): it becomes lost."""
+        return Dispute.from_json(self._request("POST", f"/v1/disputes/{dispute_id}/close", {},
+                                               idempotency_key))
 
     def verify_webhook(self, payload: bytes, signature_header: str | None, now_unix: int) -> dict[str, Any]:
         verify_stripe_signature(payload, signature_header, self.webhook_secret, now_unix,
@@ -178,3 +323,7 @@ class StripeTopUpProvider:
         if not isinstance(event, dict) or event.get("object") != "event" or not event.get("id"):
             raise InvalidRequest("The webhook body is not a Stripe event.", code="invalid_event")
         return event
+
+
+# The same client serves merchants' card payments: one processor account, one webhook endpoint.
+StripeCardProcessor = StripeTopUpProvider

@@ -41,6 +41,7 @@ SYSTEM_KINDS: dict[str, tuple[AccountFlags, int]] = {
     "fees": (AccountFlags(debits_must_not_exceed_credits=True, hot=True), DEFAULT_HOT_SHARDS),
     "rewards": (AccountFlags(debits_must_not_exceed_credits=True), 1),
     "settlement": (AccountFlags(debits_must_not_exceed_credits=True, hot=True), DEFAULT_HOT_SHARDS),
+    "disputes": (AccountFlags(), 1),   # disputed card money held from merchants (ADR 0031)
 }
 
 

@@ -20,9 +20,17 @@ def expire(uow: UnitOfWork, intent_id: str) -> str:
         ref, doc = intents.load_for_update(uow, intent_id)
     except intents.NotFound:
         return "not_found"
-    if doc["status"] not in states.EXPIRABLE:
+    if doc["status"] not in states.EXPIRABLE and not _abandoned_challenge(doc):
         return f"already_{doc['status']}"
     if uow.now < doc["expires_at"]:
         return "not_due"
     intents.transition(uow, ref, doc, states.EXPIRED, reason="expired")
     return "expired"
+
+
+def _abandoned_challenge(doc) -> bool:
+    """A card payment left at its 3-D Secure challenge keeps the intent ``processing`` with no
+    money on the way: it expires like an unpaid intent (a late completion becomes paid_late)."""
+    return (doc["status"] == states.PROCESSING
+            and (doc.get("card") or {}).get("status") == "requires_action"
+            and not doc.get("amount_pending") and not doc.get("amount_received"))

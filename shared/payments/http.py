@@ -4,14 +4,14 @@ Merchant routes take a user in a merchant context (``Payloom-Merchant`` header, 
 ``shared.merchants.context``) with a high enough role, or one of the merchant's API keys with
 the ``payments:*`` scopes. The pay route takes the PAYER: any signed-in user holding the
 intent's client secret. ``tasks`` serves the expiry timer; ``consume`` the chain events
-(helper X's ``crypto_events``).
+(``crypto_events``).
 """
 from __future__ import annotations
 
 from pydantic import BaseModel
 
 from shared.merchants.roles import require
-from shared.payments import expiry, intents, wallet_method
+from shared.payments import card_method, crypto_events, crypto_method, expiry, intents, wallet_method
 from shared.payments.models import (
     CancelIntent,
     CreateIntent,
@@ -98,31 +98,10 @@ def expire_intent(ctx: Context):
                         outcome=expiry.expire(ctx.uow, ctx.body.intent_id))
 
 
-def _register_methods() -> None:
-    """Routes of the methods other modules build (helper X's crypto method), on this router."""
-    try:
-        from shared.payments import crypto_method
-    except ModuleNotFoundError as exc:  # pragma: no cover — built without the crypto method
-        if exc.name != "shared.payments.crypto_method":
-            raise
-        return
-    crypto_method.register(api)
+# How an intent is paid: each method's routes live with the method and join this router.
+# The wallet method's route is above; the crypto and card methods register theirs here.
+crypto_method.register(api)
+card_method.register(api)
 
-
-_register_methods()
-
-
-def _consumer():
-    """Helper X's chain-event consumer when present; otherwise one with no handlers (every
-    event is acknowledged and ignored)."""
-    try:
-        from shared.payments.crypto_events import consumer as chain_consumer
-        return chain_consumer
-    except ModuleNotFoundError as exc:  # pragma: no cover — built without the crypto method
-        if exc.name != "shared.payments.crypto_events":
-            raise
-        from shared.platform.consumer import EventConsumer
-        return EventConsumer("payments_events")
-
-
-consume = _consumer()
+# payments_events: chain transfers (seen, confirmed, reorged) applied to intents.
+consume = crypto_events.consumer

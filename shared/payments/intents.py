@@ -92,6 +92,7 @@ def resource(doc: dict[str, Any], *, client_secret: str | None = None) -> Paymen
         id=doc["id"], merchant=doc["tenant"], project_id=doc.get("project_id"),
         livemode=doc["livemode"], amount=doc.get("amount"), currency=doc["currency"],
         amount_received=doc.get("amount_received", 0), amount_pending=doc.get("amount_pending", 0),
+        amount_refunded=int((doc.get("refund_totals") or {}).get("amount") or 0),
         status=doc["status"], payment_method_types=doc["payment_method_types"],
         method=doc.get("method"), description=doc.get("description"),
         metadata=doc.get("metadata") or {}, customer_email=doc.get("customer_email"),

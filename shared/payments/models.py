@@ -111,6 +111,8 @@ class PaymentIntent(ResourceModel):
     amount: int | None
     currency: str
     amount_received: int
+    amount_refunded: int = Field(0, description="Refunded or being refunded, in minor units "
+                                                "(pending and succeeded refunds, as Stripe counts).")
     amount_pending: int = 0
     status: Status
     payment_method_types: list[str]

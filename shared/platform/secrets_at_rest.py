@@ -220,6 +220,9 @@ register_sealed_field("user_mfa", "totp_secret", "totp")
 # Webhook endpoints keep one signing secret per rotation (shared/webhooks/endpoints.py). Listed
 # here, not registered by that module, so the rewrap function covers them without importing it.
 register_sealed_field("webhook_endpoints", "secrets[].sealed", "secret")
+# Payment intents' client secrets kept for the hosted pages of invoices and payment links.
+register_sealed_field("invoices", "intent_client_secret")
+register_sealed_field("payment_link_checkouts", "client_secret")
 
 
 @dataclasses.dataclass

@@ -75,6 +75,8 @@ variable "ttl_fields" {
     webhook_deliveries = "expires_at"
     webhook_slots     = "expires_at"
     merchant_invitations = "purge_at"
+    reconciliation_runs = "purge_at"
+    payment_link_checkouts = "expires_at"
   }
 }
 

@@ -1,0 +1,1 @@
+"""Refunds of captured payment intents (/v1/refunds): wallet, card and crypto (ADR 0035)."""
