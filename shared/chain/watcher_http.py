@@ -12,14 +12,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.chain.networks import chain_networks
 from shared.chain.rpc import HEALTH_COLLECTION, redact
 from shared.chain.watcher import CURSORS, run_networks, watcher_settings
+from shared.platform.models import RequestModel
 from shared.platform.router import SERVICE, Context, Router
 
 job = Router("chain_watcher")
+
+
+class RunWatcher(RequestModel):
+    """Cloud Scheduler posts ``{}``; tests and a manual catch-up may ask for a shorter run."""
+    run_seconds: float | None = Field(None, gt=0, le=300, description="A shorter run; never longer "
+                                      "than the configured run_seconds.")
 api = Router("chain", public_prefix="chain", tags=["chain"])
 
 
@@ -81,11 +88,13 @@ class NetworkStatusList(BaseModel):
     url: str = "/v1/chain/networks"
 
 
-@job.post("/", response=WatcherRun, auth=SERVICE, idempotent=False, atomic=False)
+@job.post("/", body=RunWatcher, response=WatcherRun, auth=SERVICE, idempotent=False, atomic=False)
 def run_watcher(ctx: Context):
     """Cloud Scheduler target: follow every network's new blocks for about a minute."""
-    stats = run_networks(ctx.deps, chain_networks(ctx.deps).networks,
-                         settings=watcher_settings(ctx.deps))
+    settings = watcher_settings(ctx.deps)
+    want = ctx.body.run_seconds if ctx.body else None
+    stats = run_networks(ctx.deps, chain_networks(ctx.deps).networks, settings=settings,
+                         seconds=min(want, settings.run_seconds) if want else None)
     return WatcherRun(networks=[NetworkRun(**vars(s)) for s in stats])
 
 

@@ -65,3 +65,16 @@ def test_network_status_shows_head_cursor_lag_and_endpoint_health(deps, chain, w
     assert live["healthy"] is True and live["latest_block"] >= net["cursor"]
     cursor = deps.db.collection(CURSORS).document("anvil").get().to_dict()
     assert cursor["block_number"] == net["cursor"]
+
+
+def test_a_caller_may_ask_for_a_shorter_run_never_a_longer_one(deps, chain, wired, function_client,
+                                                               service_headers):
+    import time
+    client = function_client("chain_watcher")
+    started = time.monotonic()
+    short = client.post("/", json={"run_seconds": 0.3}, headers=service_headers)
+    assert short.status_code == 200, short.get_json()
+    assert time.monotonic() - started < 2.4   # the configured run is 2.5 s
+    for bad in ({"run_seconds": 0}, {"run_seconds": 301}, {"run_seconds": "long"}, {"x": 1}):
+        r = client.post("/", json=bad, headers=service_headers)
+        assert r.status_code == 400, bad

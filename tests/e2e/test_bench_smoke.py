@@ -27,5 +27,8 @@ def test_quick_bench_runs_and_the_round_trip_budget_holds(tmp_path):
     assert rows["Firestore round trips: POST /v1/auth/login"]["per_request"] <= 3
     assert rows["Firestore RPCs per blind credit into a hot account"]["rpcs"] == 1
     assert rows["Firestore round trips per delivery attempt: succeeded (receiver 200)"]["per_attempt"] <= 4
+    assert rows["Firestore round trips: POST payment intent (new Idempotency-Key)"]["per_request"] <= 4
+    assert rows["watcher cost per block, caught up (1000 open addresses): empty block"][
+        "rpc_http_requests_per_block"] <= 2
     assert all(row.get("errors", 0) == 0 for name, row in rows.items()
                if "naive" not in name and "errors" in row and "by kind" not in name), rows

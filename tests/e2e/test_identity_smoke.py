@@ -6,19 +6,14 @@ import uuid
 import pytest
 import requests
 
-from infra.local.stack import Ports, Stack
+from tests.support.e2e import running_stack
 from tests.support.polling import wait_for
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def stack():
-    s = Stack(Ports.free(), project_id="demo-payloom-e2e-id",
-              components=("firestore", "pubsub", "tasks", "email", "sms", "oidc", "gateway"))
-    s.start()
-    yield s
-    s.stop()
+stack = running_stack("demo-payloom-e2e-id",
+                      ("firestore", "pubsub", "tasks", "email", "sms", "oidc", "gateway"))
 
 
 def url(stack, path):

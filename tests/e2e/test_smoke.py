@@ -4,17 +4,13 @@ import time
 import pytest
 import requests
 
-from infra.local.stack import Ports, Stack
+from infra.local.stack import Stack
+from tests.support.e2e import running_stack
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def stack():
-    s = Stack(Ports.free(), project_id="demo-payloom-e2e")
-    s.start()
-    yield s
-    s.stop()
+stack = running_stack("demo-payloom-e2e", Stack.ALL)
 
 
 @pytest.fixture(scope="module")

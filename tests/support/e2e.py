@@ -15,8 +15,16 @@ def running_stack(project_id: str, components: tuple[str, ...]):
     """A module-scoped fixture starting ``components`` of the local stack on free ports."""
     @pytest.fixture(scope="module")
     def stack():
-        s = Stack(Ports.free(), project_id=project_id, components=components)
-        s.start()
+        for attempt in range(3):
+            s = Stack(Ports.free(), project_id=project_id, components=components)
+            try:
+                s.start()
+                break
+            except RuntimeError as exc:
+                # a free port picked here can be taken by another process before our child
+                # binds it (other test runs share the machine): pick new ports and start again
+                if "Address already in use" not in str(exc) or attempt == 2:
+                    raise
         yield s
         s.stop()
     return stack
