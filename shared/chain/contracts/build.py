@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pathlib
 import posixpath
 import re
-import subprocess
 import sys
 
 from shared.identity.web3.contracts.build import (
     SOLC_VERSION,
     SolcUnavailable,
+    compile_standard_json,
     solc_node_path,
 )
 
@@ -47,18 +46,10 @@ __all__ = [
     "compile_all",
     "load_artifact",
     "openzeppelin_dir",
+    "solc_node_path",
 ]
 
 _IMPORT_RE = re.compile(r'^\s*import\s+(?:[^"\']*?\s+from\s+)?["\']([^"\']+)["\']\s*;', re.MULTILINE)
-
-_JS = r"""
-const solc = require('solc');
-let input = '';
-process.stdin.on('data', d => input += d);
-process.stdin.on('end', () => {
-  process.stdout.write(JSON.stringify({version: solc.version(), output: JSON.parse(solc.compile(input))}));
-});
-"""
 
 
 def openzeppelin_dir() -> pathlib.Path:
@@ -107,21 +98,12 @@ def sources_sha256(sources: dict[str, str]) -> str:
 
 
 def compile_all() -> dict[str, dict]:
-    node_path = solc_node_path()
     sources = collect_sources()
-    standard = {"language": "Solidity",
-                "sources": {name: {"content": text} for name, text in sources.items()},
-                "settings": SETTINGS}
-    proc = subprocess.run(["node", "-e", _JS], input=json.dumps(standard), capture_output=True,
-                          text=True, env={**os.environ, "NODE_PATH": node_path}, timeout=300,
-                          check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"solc-js failed: {proc.stderr[-2000:]}")
-    result = json.loads(proc.stdout)
+    result = compile_standard_json({
+        "language": "Solidity",
+        "sources": {name: {"content": text} for name, text in sources.items()},
+        "settings": SETTINGS})
     output = result["output"]
-    errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
-    if errors:
-        raise RuntimeError("compilation failed:\n" + "\n".join(e["formattedMessage"] for e in errors))
     artifacts = {}
     for name in TOKENS:
         unit = output["contracts"][SOURCE_NAME][name]

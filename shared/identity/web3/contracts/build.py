@@ -57,20 +57,27 @@ def solc_node_path() -> str:
                           "set PAYLOOM_SOLCJS_DIR to the directory holding its node_modules)")
 
 
-def compile_all() -> dict[str, dict]:
-    node_path = solc_node_path()
-    sources = {f"{name}.sol": {"content": path.read_text()} for name, path in CONTRACTS.items()}
-    standard = {"language": "Solidity", "sources": sources, "settings": SETTINGS}
+def compile_standard_json(standard: dict) -> dict:
+    """Compile a solc standard-JSON input with the pinned solc-js: ``{"version", "output"}``.
+    Raises on a compiler error (warnings pass). Every contract build of the repo goes through
+    here (this one and shared/chain/contracts/build.py)."""
     proc = subprocess.run(["node", "-e", _JS], input=json.dumps(standard), capture_output=True,
-                          text=True, env={**os.environ, "NODE_PATH": node_path}, timeout=300,
-                          check=False)
+                          text=True, env={**os.environ, "NODE_PATH": solc_node_path()},
+                          timeout=300, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"solc-js failed: {proc.stderr[-2000:]}")
     result = json.loads(proc.stdout)
-    output = result["output"]
-    errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
+    errors = [e for e in result["output"].get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise RuntimeError("compilation failed:\n" + "\n".join(e["formattedMessage"] for e in errors))
+    return result
+
+
+def compile_all() -> dict[str, dict]:
+    sources = {f"{name}.sol": {"content": path.read_text()} for name, path in CONTRACTS.items()}
+    result = compile_standard_json({"language": "Solidity", "sources": sources,
+                                    "settings": SETTINGS})
+    output = result["output"]
     artifacts = {}
     for name in CONTRACTS:
         unit = output["contracts"][f"{name}.sol"][name]
