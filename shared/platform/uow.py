@@ -59,7 +59,8 @@ class Contention(ServiceUnavailable):
 
 
 class Conflicted(Exception):
-    """Internal signal: the commit's preconditions failed; run the unit again."""
+    """Internal signal: the commit's preconditions failed, or the unit's code found that its
+    reads were taken on both sides of a concurrent commit; run the unit again."""
 
 
 @dataclasses.dataclass
@@ -260,6 +261,13 @@ def run_unit(deps, fn: Callable[[UnitOfWork], T], *, attempts: int = MAX_ATTEMPT
         uow = UnitOfWork(deps, now=now, attempt=attempt)
         try:
             result = fn(uow)
+        except Conflicted as exc:
+            # the unit's code saw reads that cannot all be current (one batch read before a
+            # concurrent commit, a later one after it): nothing is committed; run it again
+            logs.log(_log, logging.DEBUG, "unit of work saw a concurrent change; running again",
+                     attempt=attempt, reason=str(exc))
+            backoff(attempt)
+            continue
         except PayloomError:
             if uow.keep_writes_on_error and uow.has_writes:
                 try:

@@ -39,7 +39,7 @@ from shared.platform.ids import derived_id, new_id
 from shared.platform.models import is_doc_id
 from shared.platform.pagination import ListResponse, paginate
 from shared.platform.tasks import task_name
-from shared.platform.uow import UnitOfWork
+from shared.platform.uow import Conflicted, UnitOfWork
 from shared.refunds import amounts
 from shared.refunds.models import (
     EVENTS,
@@ -196,6 +196,11 @@ def _execute(uow: UnitOfWork, specs: list[TransferSpec], templates=()) -> None:
         if exc.code == "insufficient_funds":
             raise InvalidRequest("The merchant's settlement balance does not cover this refund.",
                                  code="balance_insufficient", param="amount") from None
+        if exc.code in ("exceeds_reversible_amount", "transfer_already_reversed"):
+            # the intent's refund totals allowed it, so they were read before a concurrent
+            # refund committed (the transfers were read after it): run the unit again with
+            # fresh reads, which answers amount_too_large
+            raise Conflicted(exc.code) from None
         raise
 
 

@@ -180,3 +180,24 @@ def test_resolvers_refine_the_principal_of_their_own_function_only():
     assert (got.tenant_id, got.role, got.actor_id) == ("mch_1", "viewer", "usr_1")
     assert auth.resolve(user, headers, Settings(), "another_fn") == user
     assert auth.resolve(user, {}, Settings(), "resolver_test_fn") == user
+
+
+def test_a_unit_that_finds_its_reads_inconsistent_runs_again_with_a_fresh_unit():
+    from shared.platform.config import Settings
+    from shared.platform.deps import Deps
+    from shared.platform.uow import Conflicted, Contention, run_unit
+
+    seen = []
+
+    def fn(uow):
+        seen.append(uow.attempt)
+        if uow.attempt < 2:
+            raise Conflicted("read before and after a concurrent commit")
+        return "done"
+    assert run_unit(Deps(settings=Settings()), fn) == "done" and seen == [0, 1, 2]
+
+    def never(uow):
+        raise Conflicted("always stale")
+    import pytest
+    with pytest.raises(Contention):
+        run_unit(Deps(settings=Settings()), never, attempts=3)
