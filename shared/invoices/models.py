@@ -20,9 +20,8 @@ from pydantic import (
 
 from shared.ledger.assets import INT64_MAX
 from shared.platform.catalog import ObjectPayload, declare
-from shared.platform.models import RequestModel, ResourceModel
+from shared.platform.models import RequestModel, ResourceModel, check_metadata
 from shared.platform.pagination import ListQuery
-from shared.webhooks.models import check_metadata
 
 MAX_LINES = 100
 LINES_SHOWN = 10

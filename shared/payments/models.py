@@ -12,9 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from shared.payments import states
 from shared.platform.catalog import ObjectPayload, declare
-from shared.platform.models import RequestModel, ResourceModel
+from shared.platform.models import RequestModel, ResourceModel, check_metadata
 from shared.platform.pagination import ListQuery
-from shared.webhooks.models import check_metadata
 
 METHODS = ("wallet", "card", "crypto")
 Method = Literal["wallet", "card", "crypto"]

@@ -12,9 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, StrictInt, field_validator
 
 from shared.platform.catalog import ObjectPayload, declare
-from shared.platform.models import DocId, RequestModel, ResourceModel
+from shared.platform.models import DocId, RequestModel, ResourceModel, check_metadata
 from shared.platform.pagination import ListQuery
-from shared.webhooks.models import check_metadata
 
 Status = Literal["pending", "succeeded", "failed"]
 Reason = Literal["duplicate", "fraudulent", "requested_by_customer", "overpayment", "other"]

@@ -11,34 +11,15 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 
 from shared.platform.catalog import ObjectPayload, declare
-from shared.platform.models import RequestModel, ResourceModel
+from shared.platform.models import RequestModel, ResourceModel, check_metadata
 from shared.platform.pagination import ListQuery
 
 MAX_EVENTS = 100
-MAX_METADATA_KEYS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 50, 40, 500
 MAX_DESCRIPTION = 500
 
 EventPattern = Field(..., min_length=1, max_length=MAX_EVENTS,
                      description="Event types to receive: exact names (payment_intent.succeeded), "
                                  "a family (payment_intent.*) or every public type (*).")
-
-
-def check_metadata(value: dict[str, str] | None, *, allow_empty_values: bool) -> dict[str, str] | None:
-    """Metadata limits: at most 50 keys, keys up to 40 characters, values up to 500."""
-    if value is None:
-        return None
-    if len(value) > MAX_METADATA_KEYS:
-        raise ValueError(f"metadata holds at most {MAX_METADATA_KEYS} keys")
-    for key, item in value.items():
-        if not key or len(key) > MAX_METADATA_KEY:
-            raise ValueError(f"metadata keys have 1 to {MAX_METADATA_KEY} characters")
-        if key.startswith("__") and key.endswith("__"):  # Firestore reserves these names
-            raise ValueError("metadata keys must not look like __reserved__")
-        if len(item) > MAX_METADATA_VALUE:
-            raise ValueError(f"metadata values have at most {MAX_METADATA_VALUE} characters")
-        if not item and not allow_empty_values:
-            raise ValueError("metadata values must not be empty")
-    return value
 
 
 def _check_events(value: list[str] | None) -> list[str] | None:
