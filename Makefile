@@ -19,7 +19,15 @@ node_modules/.bin/anvil: package.json package-lock.json
 	@npm ci --no-audit --no-fund --silent
 	@touch $@
 
-deps: $(STAMP) node_modules/.bin/anvil
+# Browser tests drive Debian's Chromium through Playwright (no browser download).
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	@echo "installing Chromium from the Debian packages (browser tests)"
+	@$$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+	  || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q >/dev/null && \
+	       $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+
+deps: $(STAMP) node_modules/.bin/anvil $(CHROMIUM)
 	@$(PY) -m infra.local.preflight
 
 run: deps

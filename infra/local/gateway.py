@@ -3,6 +3,7 @@
 - ``/v1/<path>/...``  → the HTTP function whose manifest ``path`` is ``<path>`` (API Gateway)
 - ``/_fn/<name>/...`` → any HTTP, task or schedule function by name (Cloud Tasks, Scheduler)
 - ``/_push/<name>``   → a Pub/Sub function, fed by the emulator's push subscription
+- ``/<web_root>/...`` → the HTTP function whose manifest ``web_root`` it is (HTML pages)
 - ``/healthz``, ``/openapi.json``, ``/docs``
 
 Each function is a real ``functions_framework.create_app`` app; PATH_INFO is left whole (the
@@ -25,7 +26,7 @@ ROOT = manifest.REPO_ROOT
 
 
 def _load_apps():
-    apps, public, internal, push = {}, {}, {}, {}
+    apps, public, internal, push, web = {}, {}, {}, {}, {}
     for fn in manifest.functions():
         source = ROOT / "functions" / fn["name"] / "main.py"
         if not source.exists():  # health reports it as not ok
@@ -40,7 +41,9 @@ def _load_apps():
             public[fn["path"].strip("/")] = app
             if fn.get("well_known"):
                 public[".well-known"] = app
-    return apps, public, internal, push
+            if fn.get("web_root"):
+                web[fn["web_root"].strip("/")] = app
+    return apps, public, internal, push, web
 
 
 def _tcp_ok(hostport: str) -> bool:
@@ -69,7 +72,7 @@ def _backing_services() -> dict[str, dict]:
 
 class Gateway:
     def __init__(self):
-        self.apps, self.public, self.internal, self.push = _load_apps()
+        self.apps, self.public, self.internal, self.push, self.web = _load_apps()
         self.started = time.time()
 
     def __call__(self, environ, start_response):
@@ -81,6 +84,8 @@ class Gateway:
         if path == "/openapi.json":
             from shared.platform.openapi import build_openapi
             return self._json(start_response, 200, build_openapi())
+        if parts[0] in self.web:
+            return self.web[parts[0]](environ, start_response)
         if path in ("/docs", "/docs/"):
             from shared.platform.openapi import docs_html
             body = docs_html().encode()

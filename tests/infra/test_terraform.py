@@ -348,6 +348,19 @@ def test_well_known_function_serves_well_known_paths():
     assert len([f for f in by_trigger("http") if f.get("well_known")]) <= 1
 
 
+def test_web_root_functions_serve_pages_outside_v1():
+    """A function with a web_root (hosted payment page, dashboard) gets GET and POST of
+    /<web_root> and /<web_root>/{rest=**}; the roots are unique single segments, never v1."""
+    paths_expr = load_dir(MODULES / "api_gateway")["locals"]["paths"]
+    assert re.search(r'"/\$\{route\.web_root\}" => .* if route\.web_root != null', paths_expr)
+    assert re.search(r'"/\$\{route\.web_root\}/\{rest=\*\*\}" => .* if route\.web_root != null', paths_expr)
+    assert "web_root = f.web_root" in text(root_call("api_gateway")["routes"])
+    roots = [f["web_root"] for f in by_trigger("http") if f.get("web_root")]
+    assert len(roots) == len(set(roots))
+    assert all(re.fullmatch(r"[a-z][a-z0-9-]*", r) and r != "v1" for r in roots)
+    assert not [f for f in FUNCTIONS if f.get("web_root") and f["trigger"] != "http"]
+
+
 # --- what the functions are told ----------------------------------------------------------
 
 

@@ -1,7 +1,9 @@
 # API Gateway in front of the http functions. The OpenAPI 2.0 document is rendered here from
 # the manifest's http functions: each gets /v1/<path> and /v1/<path>/{rest=**} for GET, POST,
 # PATCH and DELETE, forwarded to the function with the full request path appended. The one
-# function marked well_known also gets GET /.well-known/{rest=**}.
+# function marked well_known also gets GET /.well-known/{rest=**}. A function with a web_root
+# (server-rendered pages: the hosted payment page, the dashboard, the docs) also gets
+# /<web_root> and /<web_root>/{rest=**} for GET and POST, outside /v1.
 #
 # The gateway calls the function with its own OIDC token in Authorization; the client's
 # Authorization header reaches the function as X-Forwarded-Authorization.
@@ -42,6 +44,21 @@ locals {
           parameters  = [local.rest_parameter]
         })
       } if route.well_known
+    },
+    {
+      for name, route in var.routes : "/${route.web_root}" => {
+        for method in ["get", "post"] : method => merge(local.operations[name][method], {
+          operationId = "${name}_web_${method}"
+        })
+      } if route.web_root != null
+    },
+    {
+      for name, route in var.routes : "/${route.web_root}/{rest=**}" => {
+        for method in ["get", "post"] : method => merge(local.operations[name][method], {
+          operationId = "${name}_web_${method}_rest"
+          parameters  = [local.rest_parameter]
+        })
+      } if route.web_root != null
     },
   )
 

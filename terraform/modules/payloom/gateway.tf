@@ -14,6 +14,7 @@ module "api_gateway" {
       address    = local.function_urls[name]
       deadline   = f.timeout
       well_known = f.well_known
+      web_root   = f.web_root
     }
   }
 

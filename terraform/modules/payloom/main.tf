@@ -23,6 +23,7 @@ locals {
       queue         = try(f.queue, null)
       cron          = try(f.cron, null)
       well_known    = try(f.well_known, false)
+      web_root      = try(f.web_root, null)
       memory        = try(f.memory, "256Mi")
       timeout       = try(f.timeout, 60)
       max_instances = try(f.max_instances, var.default_max_instances)

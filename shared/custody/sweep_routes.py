@@ -1,0 +1,1 @@
+"""Sweep and cold-transfer routes (on ``routers.tasks`` / ``routers.sweeper`` / ``routers.api``)."""

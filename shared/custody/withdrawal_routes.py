@@ -1,0 +1,1 @@
+"""Withdrawal and approval routes (on ``routers.api`` / ``routers.tasks``)."""
