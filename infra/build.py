@@ -5,6 +5,8 @@ For each manifest function `<name>` this writes:
     <out>/<name>/main.py            copy of functions/<name>/main.py
     <out>/<name>/shared/...         copy of the shared package (no __pycache__ / *.pyc)
     <out>/<name>/requirements.txt   copy of the repo's root requirements.txt
+    <out>/<name>/shared/web/static/vendor/...   functions with a web_root only: the npm files
+                                    their pages serve (shared.web.assets.VENDOR), from node_modules
     <out>/<name>.zip                the same files, deterministic (sorted, fixed timestamps)
 
 Terraform uploads `<out>/<name>.zip` under a content-hash name, so a function is redeployed
@@ -93,6 +95,7 @@ def build_all(out_dir: str | Path, root: str | Path = REPO_ROOT) -> list[Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     zips = []
+    web_roots = {fn["name"] for fn in manifest["functions"] if fn.get("web_root")}
     for name in names:
         target = out_dir / name
         if target.exists():
@@ -101,8 +104,21 @@ def build_all(out_dir: str | Path, root: str | Path = REPO_ROOT) -> list[Path]:
         shutil.copy2(root / "functions" / name / "main.py", target / "main.py")
         shutil.copytree(root / "shared", target / "shared", ignore=IGNORED)
         shutil.copy2(root / "requirements.txt", target / "requirements.txt")
+        if name in web_roots:
+            _vendor_assets(root, target / "shared" / "web" / "static" / "vendor")
         zips.append(write_zip(target, out_dir / f"{name}.zip"))
     return zips
+
+
+def _vendor_assets(root: Path, dest: Path) -> None:
+    """Copy the pinned npm files a page function serves (never fetched from a CDN)."""
+    from shared.web.assets import VENDOR
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, rel in VENDOR.items():
+        source = root / "node_modules" / rel
+        if not source.is_file():
+            raise BuildError(f"missing node_modules/{rel}: run `npm ci` (make deps) first")
+        shutil.copy2(source, dest / name)
 
 
 def _check_folders(functions_dir: Path, names: list[str]) -> None:

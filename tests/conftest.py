@@ -18,6 +18,8 @@ from shared.platform.deps import Deps, set_deps
 
 from tests.support import firestore_usage
 
+pytest_plugins = ["tests.support.browser"]   # chromium, browser_page (Playwright + Debian Chromium)
+
 EMULATORS = ("firestore", "pubsub", "tasks")
 firestore_usage.install()  # what the code asks of Firestore, checked by tests/zz_usage
 

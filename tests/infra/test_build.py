@@ -174,3 +174,31 @@ def test_cli_reports_errors_without_traceback(tmp_path, capsys, monkeypatch):
 def test_real_manifest_is_valid():
     manifest = build.load_manifest(ROOT / "functions" / "manifest.yaml")
     assert manifest["functions"], "the manifest lists no function"
+
+
+def test_page_functions_carry_their_vendored_npm_files(tmp_path):
+    """A function with a web_root serves Chart.js and Swagger UI itself: the build copies the
+    pinned files from node_modules into its bundle; other functions stay small."""
+    from shared.web.assets import VENDOR
+    repo = make_repo(tmp_path / "repo")
+    manifest = (repo / "functions" / "manifest.yaml").read_text()
+    (repo / "functions" / "manifest.yaml").write_text(
+        manifest.replace("    path: api\n", "    path: api\n    web_root: pay\n", 1))
+    for name, rel in VENDOR.items():
+        source = repo / "node_modules" / rel
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text(f"/* {name} */")
+    build.build_all(tmp_path / "out", root=repo)
+    vendor = tmp_path / "out" / "api" / "shared" / "web" / "static" / "vendor"
+    assert sorted(p.name for p in vendor.iterdir()) == sorted(VENDOR)
+    assert (vendor / "chart.umd.min.js").read_text() == "/* chart.umd.min.js */"
+    assert not (tmp_path / "out" / "worker" / "shared" / "web").exists()
+
+
+def test_a_page_function_without_node_modules_fails_clearly(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    manifest = (repo / "functions" / "manifest.yaml").read_text()
+    (repo / "functions" / "manifest.yaml").write_text(
+        manifest.replace("    path: api\n", "    path: api\n    web_root: pay\n", 1))
+    with pytest.raises(build.BuildError, match="npm ci"):
+        build.build_all(tmp_path / "out", root=repo)
