@@ -34,6 +34,7 @@ from shared.web.assets import WEB_DIR, StaticFiles
 from shared.web.config import get_web_settings
 
 _log = logs.get_logger(__name__)
+PAGES: list["Pages"] = []   # every page router created in this process (tests discover routes)
 
 
 @dataclasses.dataclass
@@ -92,6 +93,7 @@ class Pages:
 
     def __init__(self, name: str, *, web_root: str, package_dir: Path,
                  csp: Mapping[str, Any] | None = None):
+        PAGES.append(self)
         self.name = name
         self.web_root = web_root.strip("/")
         self.prefixes = [f"/{self.web_root}", f"/_fn/{name}", f"/_fn/{name.replace('_', '-')}"]

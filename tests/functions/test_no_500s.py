@@ -46,7 +46,9 @@ def _concrete(path: str, value: str) -> str:
 
 def _assert_sane(resp, what):
     assert resp.status_code < 500, f"{what} -> {resp.status_code} {resp.data[:300]!r}"
-    if resp.status_code >= 400:
+    if resp.status_code >= 400 and resp.content_type.startswith("text/html"):
+        assert "Traceback" not in resp.get_data(as_text=True), what   # a page's HTML error
+    elif resp.status_code >= 400:
         body = resp.get_json(silent=True)
         assert body and set(body["error"]) == {"type", "code", "message", "param"}, f"{what}: {resp.data[:200]!r}"
 
@@ -54,11 +56,12 @@ def _assert_sane(resp, what):
 @pytest.mark.parametrize("fn", [f["name"] for f in http_functions()])
 def test_hostile_input_never_500s(fn, function_client, deps, user_headers):
     from shared.platform.router import ROUTERS
+    from shared.web.pages import PAGES
     client = function_client(fn)
     routers = [r for r in ROUTERS if r.name == fn]
-    assert routers, f"no router registered for {fn}"
+    checked = _hostile_pages(client, [p for p in PAGES if p.name == fn], user_headers)
+    assert routers or checked, f"no router or pages registered for {fn}"
     prefix = f"/v1/{manifest.function(fn)['path']}"
-    checked = 0
     for router in routers:
         for route in router.routes:
             if route.auth == SERVICE:
@@ -80,6 +83,35 @@ def test_hostile_input_never_500s(fn, function_client, deps, user_headers):
                         _assert_sane(r, f"{route.method} {path} form")
                     checked += 1
     assert checked > 0
+
+
+def _hostile_pages(client, pages, user_headers) -> int:
+    """Server-rendered pages (``shared.web.pages``): every route, hostile path values, query
+    strings and forms (with and without a CSRF token), plus static-file escapes."""
+    checked = 0
+    for pages_ in pages:
+        root = f"/{pages_.web_root}"
+        for path in (f"{root}/static/..%2f..%2fmain.py", f"{root}/static/%00", f"{root}/static/" + "a" * 300):
+            _assert_sane(client.get(path), f"GET {path}")
+        for route in pages_.routes:
+            base = root + ("" if route.path == "/" else route.path)
+            for headers in ({}, user_headers, {"Cookie": "payloom_csrf=" + "x" * 40 + "; lang=%00"}):
+                for value in PATH_VALUES if "{" in base else ["-"]:
+                    path = _concrete(base, value)
+                    if route.method == "GET":
+                        for q in QUERIES + ["?lang=../../x", "?secret=" + "%ff" * 40]:
+                            _assert_sane(client.get(path + q, headers=headers), f"GET {path}{q}")
+                    else:
+                        for form in ("a=1", "csrf_token=x&amount=-1", "%zz=%zz", "x=" + "y" * 5000):
+                            r = client.open(path, method=route.method, data=form, headers=headers,
+                                            content_type="application/x-www-form-urlencoded")
+                            _assert_sane(r, f"{route.method} {path} {form[:30]!r}")
+                        for body in HOSTILE_BODIES[:4]:
+                            r = client.open(path, method=route.method, data=body, headers=headers,
+                                            content_type="application/json")
+                            _assert_sane(r, f"{route.method} {path} {body[:30]!r}")
+                    checked += 1
+    return checked
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

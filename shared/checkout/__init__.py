@@ -1,0 +1,1 @@
+"""checkout: server-rendered pages under /pay (issue 10)."""

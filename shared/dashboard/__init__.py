@@ -1,0 +1,1 @@
+"""dashboard: server-rendered pages under /dashboard (issue 10)."""

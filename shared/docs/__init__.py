@@ -1,0 +1,1 @@
+"""docs: server-rendered pages under /docs (issue 10)."""
