@@ -34,12 +34,18 @@ _log = logs.get_logger(__name__)
 HEALTH_COLLECTION = "chain_rpc_health"
 # JSON-RPC error codes that mean "this node cannot answer now" rather than "bad request":
 # internal error, and the server range -32099..-32001 (EIP-1474: limit exceeded -32005,
-# resource unavailable -32002, ...). -32000 is left out: nodes use it for request errors too.
+# resource unavailable -32002, method not supported -32004, ...). Left out, because they are
+# about the request, and another node would say the same: -32000 (invalid input: nodes use it
+# for request errors too) and -32003 (transaction rejected: nonce too low, underpriced,
+# insufficient funds). Failing those over would broadcast one transaction to every node and
+# bench healthy endpoints.
 FAILOVER_CODES = {-32603}
+REQUEST_SIDE_CODES = {-32000, -32003}
 
 
 def _node_side(code: Any) -> bool:
-    return isinstance(code, int) and (code in FAILOVER_CODES or -32099 <= code <= -32001)
+    return isinstance(code, int) and code not in REQUEST_SIDE_CODES and (
+        code in FAILOVER_CODES or -32099 <= code <= -32001)
 
 
 class RpcUnavailable(Exception):

@@ -92,6 +92,15 @@ def test_check_chain_and_common_ancestor():
     assert B.trim_recent(recent + [(13, "0xe")], 3) == [(11, "0xb"), (12, "0xc"), (13, "0xe")]
 
 
+@pytest.mark.parametrize("block_time,ceiling,expected", [
+    (1.0, 1.0, 0.5), (2.0, 1.0, 1.0), (12.0, 1.0, 1.0), (0.2, 1.0, 0.25), (None, 1.0, 1.0),
+    (1.0, 0.3, 0.3)])
+def test_poll_interval_is_half_a_block_within_bounds(block_time, ceiling, expected):
+    from shared.chain.watcher import view
+    net = view({"name": "n", "chain_id": 1, "rpc_urls": ["http://x"], "block_time_seconds": block_time})
+    assert net.poll_interval(ceiling) == expected
+
+
 def test_quantity_is_strict():
     assert B.quantity("0x1f") == 31
     for bad in ("31", None, "0xzz", 1.5):
@@ -126,6 +135,9 @@ class _Node(http.server.BaseHTTPRequestHandler):
             elif item["method"] == "bad":
                 out.append({"jsonrpc": "2.0", "id": item["id"],
                             "error": {"code": -32602, "message": "invalid params"}})
+            elif item["method"] == "eth_sendRawTransaction":
+                out.append({"jsonrpc": "2.0", "id": item["id"],
+                            "error": {"code": -32003, "message": "nonce too low"}})
             else:
                 out.append({"jsonrpc": "2.0", "id": item["id"], "result": hex(self.server.block)})
         data = json.dumps(out if isinstance(body, list) else out[0]).encode()
@@ -192,6 +204,17 @@ def test_request_errors_are_not_failed_over(nodes):
         rpc.call("bad")
     assert exc.value.code == -32602
     assert rpc.health()[0]["errors"] == 0 and rpc.health()[1]["calls"] == 0
+
+
+def test_a_rejected_transaction_is_not_failed_over(nodes):
+    """EIP-1474 -32003 (transaction rejected) is about the transaction: the next node would
+    reject it too, and the first node is healthy."""
+    a, b = nodes
+    rpc = RpcClient("t", [_url(a), _url(b)], timeout=2)
+    with pytest.raises(RpcError) as exc:
+        rpc.call("eth_sendRawTransaction", ["0x02"])
+    assert exc.value.code == -32003
+    assert rpc.health()[0]["healthy"] and rpc.health()[1]["calls"] == 0
 
 
 def test_batch_is_one_http_call(nodes):
