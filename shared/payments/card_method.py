@@ -27,17 +27,27 @@ from __future__ import annotations
 
 import datetime as dt
 import urllib.parse
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from shared.adapters.stripe_cards import PaymentIntent as ProcessorIntent
 from shared.adapters.stripe_cards import ProviderDeclined
 from shared.payments import card_events, intents, states
 from shared.payments.card_events import CONFIRMING, METHOD, PROCESSOR
-from shared.payments.models import PaymentIntent
-from shared.platform.errors import (Conflict, InvalidRequest, NotFound, PayloomError,
-                                    ServiceUnavailable)
+from shared.payments.models import (  # noqa: F401  (re-exported)
+    CardDetails,
+    CardPaymentIntent,
+    NextAction,
+    RedirectToUrl,
+)
+from shared.platform.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PayloomError,
+    ServiceUnavailable,
+)
 from shared.platform.ids import derived_id
 from shared.platform.models import RequestModel, is_doc_id
 from shared.platform.uow import UnitOfWork, run_unit
@@ -72,41 +82,9 @@ class PayWithCard(RequestModel):
         return value
 
 
-class RedirectToUrl(BaseModel):
-    url: str
-    return_url: str | None = None
-
-
-class NextAction(BaseModel):
-    type: Literal["redirect_to_url"]
-    redirect_to_url: RedirectToUrl
-
-
-class CardDetails(BaseModel):
-    """The intent's ``card`` field: the processor payment and the last attempt's outcome."""
-    processor: str = PROCESSOR
-    processor_payment_id: str | None = None
-    status: str | None = None
-    attempts: int = 0
-    payment_method: str | None = None
-    last_payment_error: dict[str, Any] | None = None
-
-
-class CardPaymentIntent(PaymentIntent):
-    """The intent with its card details and what the payer must do next."""
-    card: CardDetails | None = None
-    next_action: NextAction | None = None
-
-
 def card_resource(doc: dict[str, Any]) -> CardPaymentIntent:
-    card = doc.get("card") or {}
-    details = CardDetails(processor_payment_id=card.get("processor_id"), status=card.get("status"),
-                          attempts=int(card.get("attempts") or 0),
-                          payment_method=card.get("payment_method"),
-                          last_payment_error=card.get("last_payment_error")) if card else None
-    na = card.get("next_action") if doc["status"] == states.PROCESSING else None
-    return CardPaymentIntent(**intents.resource(doc).model_dump(), card=details,
-                             next_action=NextAction(**na) if na else None)
+    """The intent as every read shows it: ``card`` and ``next_action`` included (intents.resource)."""
+    return intents.resource(doc)
 
 
 # --- the processor port ------------------------------------------------------------------------------

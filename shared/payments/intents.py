@@ -87,6 +87,20 @@ def _ts(value: Any) -> int | None:
     return int(value.timestamp()) if isinstance(value, dt.datetime) else None
 
 
+def _card_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    """``card`` (the processor payment, last error) and ``next_action`` (3-D Secure while
+    processing): shown on every read, as Stripe does, not only on the card route's answer."""
+    card = doc.get("card") or {}
+    if not card:
+        return {}
+    details = {"processor_payment_id": card.get("processor_id"), "status": card.get("status"),
+               "attempts": int(card.get("attempts") or 0),
+               "payment_method": card.get("payment_method"),
+               "last_payment_error": card.get("last_payment_error")}
+    na = card.get("next_action") if doc["status"] == states.PROCESSING else None
+    return {"card": details, "next_action": na or None}
+
+
 def resource(doc: dict[str, Any], *, client_secret: str | None = None) -> PaymentIntent:
     fields = dict(
         id=doc["id"], merchant=doc["tenant"], project_id=doc.get("project_id"),
@@ -103,7 +117,7 @@ def resource(doc: dict[str, Any], *, client_secret: str | None = None) -> Paymen
         speed_policy=doc["speed_policy"], required_confirmations=doc["required_confirmations"],
         timeline=[{"status": t["status"], "at": _ts(t["at"]), "reason": t.get("reason")}
                   for t in (doc.get("timeline") or [])[-TIMELINE_SHOWN:]],
-        settlement=doc.get("settlement"), crypto=doc.get("crypto"))
+        settlement=doc.get("settlement"), crypto=doc.get("crypto"), **_card_fields(doc))
     if client_secret is not None:
         return PaymentIntentWithSecret(**fields, client_secret=client_secret)
     return PaymentIntent(**fields)

@@ -101,6 +101,26 @@ class Settlement(BaseModel):
     account_id: str | None = None
 
 
+class RedirectToUrl(BaseModel):
+    url: str
+    return_url: str | None = None
+
+
+class NextAction(BaseModel):
+    type: Literal["redirect_to_url"]
+    redirect_to_url: RedirectToUrl
+
+
+class CardDetails(BaseModel):
+    """The intent's ``card`` field: the processor payment and the last attempt's outcome."""
+    processor: str = "stripe"
+    processor_payment_id: str | None = None
+    status: str | None = None
+    attempts: int = 0
+    payment_method: str | None = None
+    last_payment_error: dict[str, Any] | None = None
+
+
 class PaymentIntent(ResourceModel):
     id: str
     object: Literal["payment_intent"] = "payment_intent"
@@ -132,6 +152,12 @@ class PaymentIntent(ResourceModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     settlement: Settlement | None = None
     crypto: dict[str, Any] | None = None
+    card: CardDetails | None = None
+    next_action: NextAction | None = Field(None, description="What the payer must do next (a "
+                                           "3-D Secure redirect while the card is processing).")
+
+
+CardPaymentIntent = PaymentIntent   # every read shows card and next_action
 
 
 class PaymentIntentWithSecret(PaymentIntent):

@@ -143,9 +143,11 @@ def test_three_d_secure_redirect_then_webhook(deps, payments, make_merchant, str
     assert body["status"] == "processing" and body["card"]["status"] == "requires_action"
     redirect = body["next_action"]["redirect_to_url"]
     assert redirect["url"].startswith(stripe.url + "/_sim/3ds/") and redirect["return_url"] == RETURN
-    # the merchant sees it processing (its GET does not show card details yet: see the report)
-    assert payments.get(f"{URL}/{pi['id']}", headers=m.headers("developer")).get_json()["status"] \
-        == "processing"
+    # the merchant's GET shows what the payer must do, as Stripe's does
+    seen = payments.get(f"{URL}/{pi['id']}", headers=m.headers("developer")).get_json()
+    assert seen["status"] == "processing" and seen["card"]["status"] == "requires_action"
+    assert seen["next_action"]["redirect_to_url"]["url"] == redirect["url"]
+    assert seen["card"]["processor_payment_id"] == body["card"]["processor_payment_id"]
     page = requests.get(redirect["url"], timeout=5)
     assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
     done = requests.post(redirect["url"] + "/complete", data={"outcome": "succeed"},
@@ -157,6 +159,8 @@ def test_three_d_secure_redirect_then_webhook(deps, payments, make_merchant, str
     assert doc["amount_received"] == 1500 and doc["card"]["status"] == "succeeded"
     assert [t["status"] for t in doc["timeline"]] == ["requires_payment_method", "processing",
                                                       "succeeded"]
+    after = payments.get(f"{URL}/{pi['id']}", headers=m.headers("developer")).get_json()
+    assert after["next_action"] is None and after["card"]["status"] == "succeeded"
     assert_ledger_clean(deps)
 
 
