@@ -106,6 +106,32 @@ def mint(rpc_url: str, token: str, to: str, amount: int, *,
     return "0x" + bytes(tx_hash).hex()
 
 
+def provision_local_custody(project_id: str, rpc_url: str, tokens: dict[str, str], *,
+                            eth: int = 100 * 10**18, token_units: int = 100_000) -> str:
+    """Test-mode custody for the local stack: the custodial seed (sealed with the local KMS
+    keyring, once: later starts reuse it) and a funded hot wallet (ETH for gas and refunds,
+    ``token_units`` whole tokens of each test token). Returns the hot wallet's address.
+
+    In production the seed is provisioned once by custodians (ADR 0032), never by a deploy."""
+    from shared.chain import hd
+    from shared.platform.config import Settings
+    from shared.platform.deps import Deps
+    from shared.refunds.hot_wallet import HOT_ACCOUNT, HOT_INDEX
+
+    deps = Deps(settings=Settings(env="local", project_id=project_id))
+    seed, _created = hd.provision_custodial_seed(deps, livemode=False)
+    hot = seed.tree(account=HOT_ACCOUNT).address(HOT_INDEX)
+    w3 = web3_client(rpc_url)
+    if w3.eth.get_balance(hot) < eth // 2:
+        w3.provider.make_request("anvil_setBalance", [hot, hex(eth)])
+    for code, token in sorted(tokens.items()):
+        contract = w3.eth.contract(address=to_checksum_address(token), abi=token_artifact("USDC")["abi"])
+        units = token_units * 10 ** contract.functions.decimals().call()
+        if contract.functions.balanceOf(hot).call() < units // 2:
+            mint(rpc_url, token, hot, units)
+    return hot
+
+
 def local_networks_env(rpc_urls: list[str] | str, tokens: dict[str, str], *,
                        chain_id: int = ANVIL_CHAIN_ID, name: str = "anvil",
                        block_time_seconds: float = 1.0, reorg_depth: int = 12) -> str:

@@ -222,6 +222,7 @@ class Stack:
         self.task_secret = task_secret or secrets.token_urlsafe(24)
         self.anvil_args = anvil_args or []
         self.chain_tokens: dict[str, str] | None = None  # ERC-20s deployed on anvil at start
+        self.hot_wallet: str | None = None                # test-mode hot wallet, funded at start
         self.procs: list[Proc] = []
         self.scheduler_stop = None
 
@@ -307,6 +308,12 @@ class Stack:
         os.environ.update(self.env())
         if "pubsub" in c:
             self.provision_pubsub()
+        if "gateway" in c and "anvil" in c and "firestore" in c:
+            # crypto intents of merchants without an xpub need the custodial tree; refunds and
+            # sweeps need a hot wallet with gas (ADR 0032, 0035)
+            from infra.local.chain_setup import provision_local_custody
+            self.hot_wallet = provision_local_custody(self.project_id, f"http://127.0.0.1:{p.anvil}",
+                                                      self.chain_tokens)
         if "gateway" in c:
             gw = Proc("gateway", gateway_argv(p.gateway),
                       p.gateway, env={**self.env(), "PAYLOOM_GATEWAY_AUTOLOAD": "1",
@@ -373,6 +380,7 @@ class Stack:
                 ("Pub/Sub emulator", f"127.0.0.1:{p.pubsub}"),
                 ("Cloud Tasks emulator", f"127.0.0.1:{p.tasks}"),
                 ("anvil (chain 31337)", f"http://127.0.0.1:{p.anvil}"),
+                *((("  hot wallet (test mode)", self.hot_wallet),) if self.hot_wallet else ()),
                 *((f"{name} simulator", f"http://127.0.0.1:{getattr(p, name)}  {sim.what}")
                   for name, sim in SIMULATORS.items()),
                 ("scheduler", "cron entries from functions/manifest.yaml"),

@@ -208,3 +208,36 @@ def test_usdc_intent_paid_on_chain_succeeds_and_the_merchant_is_told(stack):
     assert anvil["cursor"] >= receipt["blockNumber"] and anvil["head"] >= anvil["cursor"]
     print(f"\npayment block → intent {final['status']} seen over HTTP in {seen_in:.2f} s; "
           f"job so far: {job or 'still running'}")
+
+
+def test_a_merchant_without_xpub_gets_custodial_addresses_on_the_running_stack(stack):
+    """`make run` provisions test-mode custody: the custodial tree hands out deposit addresses
+    (distinct under 12 concurrent payers) and the hot wallet holds gas and tokens for refunds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from web3 import Web3
+
+    base = f"http://127.0.0.1:{stack.ports.gateway}"
+    _, user = signed_in_user(base, "cust")
+    mid = _ok(requests.post(f"{base}/v1/merchants", headers=user, timeout=30, json={
+        "business_name": "Mekong Tea", "country": "KH", "settlement_asset": "USDC"}), 201)["id"]
+    project = _ok(requests.post(f"{base}/v1/merchants/{mid}/projects", headers=user, timeout=30,
+                                json={"name": "shop"}), 201)
+    key = _ok(requests.post(f"{base}/v1/merchants/{mid}/projects/{project['id']}/api_keys",
+                            headers=user, timeout=30, json={"scopes": ["payments:write"]}), 201)
+    api = {"Authorization": f"Bearer {key['secret']}"}
+    intents = [_ok(requests.post(f"{base}/v1/payment_intents", headers=api, timeout=30, json={
+        "amount": 1_000_000, "currency": "USDC", "payment_method_types": ["crypto"]}), 201)
+        for _ in range(12)]
+
+    def choose(intent):
+        return _ok(requests.post(f"{base}/v1/payment_intents/{intent['id']}/crypto", timeout=60, json={
+            "network": "anvil", "asset": "USDC", "client_secret": intent["client_secret"]}))
+
+    with ThreadPoolExecutor(12) as pool:
+        chosen = list(pool.map(choose, intents))
+    addresses = {c["crypto"]["address"] for c in chosen}
+    assert len(addresses) == 12
+    w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{stack.ports.anvil}"))
+    assert stack.hot_wallet and stack.hot_wallet not in addresses
+    assert w3.eth.get_balance(stack.hot_wallet) >= 50 * 10**18
