@@ -34,6 +34,8 @@ WALLET_SHARDS = 4
 #  rewards         a funded pool; must not go below zero.
 #  settlement      per merchant (key = merchant id): credited by every payment (hot), paid out
 #                  rarely, must not go below zero.
+#  network_fees    gas Payloom pays to move its own crypto (sweeps, top-ups, cold transfers:
+#                  ADR 0038); an expense, debited by every sweep → hot, blind increments.
 SYSTEM_KINDS: dict[str, tuple[AccountFlags, int]] = {
     "topup_clearing": (AccountFlags(hot=True), DEFAULT_HOT_SHARDS),
     "external": (AccountFlags(hot=True), DEFAULT_HOT_SHARDS),
@@ -42,6 +44,10 @@ SYSTEM_KINDS: dict[str, tuple[AccountFlags, int]] = {
     "rewards": (AccountFlags(debits_must_not_exceed_credits=True), 1),
     "settlement": (AccountFlags(debits_must_not_exceed_credits=True, hot=True), DEFAULT_HOT_SHARDS),
     "disputes": (AccountFlags(), 1),   # disputed card money held from merchants (ADR 0031)
+    # test mode's play money: funds test-mode wallet payments so they never touch a real
+    # wallet (ADR 0031); unlimited, key "test" only
+    "test_faucet": (AccountFlags(hot=True), DEFAULT_HOT_SHARDS),
+    "network_fees": (AccountFlags(hot=True), DEFAULT_HOT_SHARDS),   # gas paid by custody (ADR 0038)
 }
 
 

@@ -9,7 +9,11 @@ of the intent; one commit wins, the other re-runs, finds the intent paid and ans
 ``intent_not_payable`` having moved nothing: the ledger batch and the intent commit together.
 
 The wallet's checked debit means an insufficient balance refuses the whole batch: 400
-``insufficient_funds``, nothing held. Cost: one ``get_all`` (intent, idempotency record, the
+``insufficient_funds``, nothing held.
+
+Test mode never touches a real wallet: a test-mode intent paid "from a wallet" is funded by the
+``test_faucet`` system account (play money, unlimited) and records who paid; a refund reverses
+those legs back to the faucet. Live money and test money never meet in one transfer. Cost: one ``get_all`` (intent, idempotency record, the
 payer's wallet and the batch's transfer ids), one commit.
 """
 from __future__ import annotations
@@ -25,6 +29,14 @@ METHOD = "wallet"
 PAYABLE = frozenset({states.REQUIRES_PAYMENT_METHOD})
 
 
+def funding_template(payer_id: str, asset: str, livemode: bool):
+    """The ledger account a wallet payment is drawn from: the payer's wallet in live mode, the
+    test faucet in test mode (never a real wallet)."""
+    if livemode:
+        return accounts.wallet_template(payer_id, asset)
+    return accounts.system_template("test_faucet", asset, "test")
+
+
 def pay(uow: UnitOfWork, principal: Principal, intent_id: str, body: PayWithWallet) -> PaymentIntent:
     ref, doc = intents.load_for_update(uow, intent_id)
     intents.check_client_secret(doc, body.client_secret)
@@ -38,7 +50,7 @@ def pay(uow: UnitOfWork, principal: Principal, intent_id: str, body: PayWithWall
         raise InvalidRequest("A payment intent without an amount (a top-up) cannot be paid "
                              "from a wallet.", code="amount_required")
     asset = assets.get_asset(doc["currency"])
-    payer = accounts.wallet_template(principal.id, asset.code)
+    payer = funding_template(principal.id, asset.code, doc["livemode"])
     reference = f"wallet:{principal.id}"
     try:
         doc = intents.record_received(uow, ref, doc, doc["amount"], method=METHOD, final=True,

@@ -32,7 +32,7 @@ from google.cloud.firestore_v1 import FieldFilter
 
 from shared.ledger import accounts, engine
 from shared.ledger.model import TransferSpec
-from shared.payments import intents, settlement, states
+from shared.payments import intents, settlement, states, wallet_method
 from shared.platform.auth import Principal
 from shared.platform.errors import Conflict, InvalidRequest, NotFound, PayloomError
 from shared.platform.ids import derived_id, new_id
@@ -185,7 +185,8 @@ def _prefetch_reversal(uow: UnitOfWork, intent: dict[str, Any], specs: list[Tran
         refs.append(accounts.account_ref(db, t.id))
         refs += accounts.shard_refs(db, t.id, t.shard_count)
     if intent.get("payer"):
-        refs.append(accounts.account_ref(db, accounts.user_wallet_id(intent["payer"], asset)))
+        funding = wallet_method.funding_template(intent["payer"], asset, mode)
+        refs.append(accounts.account_ref(db, funding.id))
     uow.get_all(refs)
 
 

@@ -33,9 +33,10 @@ def assert_ledger_clean(deps):
     assert violations == [], violations[:3]
 
 
-def wallet_paid_intent(client, shop, payer_headers, amount=1000):
-    """An intent of ``shop`` paid from the payer's wallet (through the payments function)."""
-    r = client.post(PI_URL, json={"amount": amount, "currency": "USD"}, headers=shop.headers())
+def wallet_paid_intent(client, shop, payer_headers, amount=1000, *, live=False):
+    """An intent of ``shop`` paid from the payer's wallet (through the payments function). In
+    test mode the test faucet pays (ADR 0031); ``live=True`` draws on the payer's real wallet."""
+    r = client.post(PI_URL, json={"amount": amount, "currency": "USD"}, headers=shop.headers(live=live))
     assert r.status_code == 201, r.get_json()
     pi = r.get_json()
     r = client.post(f"{PI_URL}/{pi['id']}/pay", json={"client_secret": pi["client_secret"]},
