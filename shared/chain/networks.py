@@ -11,18 +11,25 @@ variable; when it is unset outside production, one anvil network at ``PAYLOOM_CH
 (default ``http://127.0.0.1:8545``) with the deterministic token addresses is assumed, so a unit
 or a developer's shell works without ceremony. In production the variable is required
 (see docs/decisions/0032-chain-foundation.md for Mezo, Selendra and an L2).
+
+``custody`` (optional, ADR 0038) says what the sweeper may do on a network: the smallest amount
+worth sweeping per asset (``min_sweep``), the most the hot wallet may hold per asset
+(``hot_caps``) and the cold, watch-only address the excess goes to (``cold_address``, EIP-55
+checksummed: a typo in it would send money nobody can spend). Amounts are decimal strings at the
+asset's ledger scale (``"50000.00"`` USDC), parsed exactly, never through floats.
 """
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_address, is_checksum_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.ledger import assets as assets_mod
 from shared.ledger.assets import ASSETS
-from shared.platform.errors import InvalidRequest
+from shared.platform.errors import InvalidRequest, PayloomError
 
 ANVIL_CHAIN_ID = 31337
 DEFAULT_ANVIL_RPC_URL = "http://127.0.0.1:8545"
@@ -33,6 +40,75 @@ ANVIL_TOKEN_ADDRESSES = {
     "MUSD": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
     "PPT": "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
 }
+
+
+def _ledger_units(asset: str, value: str, *, what: str) -> int:
+    """A configured decimal amount in ledger units (exact; a bad string is a config error)."""
+    if ASSETS.get(asset) is None or ASSETS[asset].onchain_decimals is None:
+        raise ValueError(f"{what}: {asset!r} is not an on-chain asset of the ledger")
+    try:
+        return assets_mod.parse_decimal(str(value), asset)
+    except PayloomError as exc:
+        if exc.code == "amount_not_positive":
+            return 0
+        raise ValueError(f"{what} {asset}: not a decimal amount at the asset's scale: "
+                         f"{value!r}") from None
+
+
+class Custody(BaseModel):
+    """What sweeping and the hot wallet's cap may do on one network (ADR 0038)."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cold_address: str | None = None                     # watch-only: Payloom holds no key
+    hot_caps: dict[str, str] = Field(default_factory=dict)   # asset -> decimal amount
+    min_sweep: dict[str, str] = Field(default_factory=dict)  # asset -> decimal amount
+    # Above the cap the hot wallet sends down to cap × target_bps / 10,000 (not to the cap
+    # itself: a hot wallet refilled by every sweep would otherwise send to cold every run).
+    hot_target_bps: int = Field(default=8000, ge=0, le=10_000)
+
+    @field_validator("cold_address")
+    @classmethod
+    def _cold(cls, address: str | None) -> str | None:
+        if address is None:
+            return None
+        if not is_address(address) or not is_checksum_address(address):
+            raise ValueError("cold_address must be an EIP-55 checksummed address")
+        if int(address, 16) == 0:
+            raise ValueError("cold_address must not be the zero address")
+        return address
+
+    @field_validator("hot_caps", "min_sweep")
+    @classmethod
+    def _amounts(cls, amounts: dict[str, str], info) -> dict[str, str]:
+        for asset, value in amounts.items():
+            units = _ledger_units(asset, value, what=info.field_name)
+            if info.field_name == "hot_caps" and units <= 0:
+                raise ValueError(f"hot_caps {asset}: a cap must be positive")
+        return dict(amounts)
+
+    @model_validator(mode="after")
+    def _cap_needs_cold(self) -> Custody:
+        if self.hot_caps and self.cold_address is None:
+            raise ValueError("hot_caps need a cold_address to send the excess to")
+        return self
+
+    def _base(self, table: dict[str, str], asset: str) -> int | None:
+        if asset not in table:
+            return None
+        return int(assets_mod.to_onchain(_ledger_units(asset, table[asset], what="custody"), asset))
+
+    def cap(self, asset: str) -> int | None:
+        """The hot wallet's cap for ``asset`` in on-chain base units (None: no cap)."""
+        return self._base(self.hot_caps, asset)
+
+    def target(self, asset: str) -> int | None:
+        """Where a transfer to cold brings the hot balance down to (base units)."""
+        cap = self.cap(asset)
+        return None if cap is None else cap * self.hot_target_bps // 10_000
+
+    def min_sweep_of(self, asset: str) -> int:
+        """The smallest balance worth sweeping, base units (0: anything above the gas)."""
+        return self._base(self.min_sweep, asset) or 0
 
 
 class Network(BaseModel):
@@ -51,6 +127,7 @@ class Network(BaseModel):
     reorg_depth: int = Field(default=12, ge=1, le=1024)
     max_log_range: int = Field(default=1000, ge=1)         # blocks per eth_getLogs call
     explorer_url: str | None = None
+    custody: Custody | None = None                         # sweeping and the hot cap (ADR 0038)
 
     @field_validator("rpc_urls")
     @classmethod
@@ -88,6 +165,23 @@ class Network(BaseModel):
         if self.native_asset in self.tokens:
             raise ValueError(f"{self.native_asset} is the native asset, not a token")
         return self
+
+    @model_validator(mode="after")
+    def _custody_assets(self) -> Network:
+        if self.custody is None:
+            return self
+        for asset in (*self.custody.hot_caps, *self.custody.min_sweep):
+            if not self.supports(asset):
+                raise ValueError(f"custody names {asset}, which network {self.name} does not carry")
+        cold = (self.custody.cold_address or "").lower()
+        if cold and cold in {a.lower() for a in self.tokens.values()}:
+            raise ValueError("cold_address is a token contract")
+        return self
+
+    @property
+    def custody_rules(self) -> Custody:
+        """The network's custody block, or the defaults (no cap, no minimum)."""
+        return self.custody or Custody()
 
     @property
     def assets(self) -> tuple[str, ...]:

@@ -35,21 +35,28 @@ def _resource(doc: dict) -> EventResource:
 
 @api.get("/", query=EventListQuery, response=ListResponse[EventResource], scopes=["events:read"])
 def list_events(ctx: Context):
-    """List the caller's events, newest first."""
+    """List the caller's events of the caller's mode, newest first."""
     col = ctx.deps.db.collection(COLLECTION)
-    tenant = ctx.principal.tenant_id
-    q = col.where(filter=firestore.FieldFilter("tenant", "==", tenant))
+    tenant, livemode = ctx.principal.tenant_id, ctx.principal.livemode
+    q = (col.where(filter=firestore.FieldFilter("tenant", "==", tenant))
+            .where(filter=firestore.FieldFilter("livemode", "==", livemode)))
     if ctx.query.type:
         q = q.where(filter=firestore.FieldFilter("type", "==", ctx.query.type))
     return paginate(q, col, ctx.query, url="/v1/events", to_resource=_resource,
-                    belongs=lambda d: d.get("tenant") == tenant)
+                    belongs=lambda d: _visible(d, tenant, livemode))
+
+
+def _visible(doc: dict, tenant: str, livemode: bool) -> bool:
+    """Test and live are apart: an event of the other mode does not exist for this caller."""
+    return doc.get("tenant") == tenant and bool(doc.get("livemode", False)) == livemode
 
 
 @api.get("/{event_id}", response=EventResource, scopes=["events:read"])
 def get_event(ctx: Context, event_id: str):
     """Retrieve one event."""
     snap = ctx.deps.db.collection(COLLECTION).document(event_id).get()
-    if not snap.exists or snap.get("tenant") != ctx.principal.tenant_id:
+    if not snap.exists or not _visible(snap.to_dict(), ctx.principal.tenant_id,
+                                       ctx.principal.livemode):
         raise NotFound(f"No such event: '{event_id}'", param="id")
     return _resource(snap.to_dict())
 

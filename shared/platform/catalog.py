@@ -45,6 +45,8 @@ REQUIRE_DECLARED = True  # an undeclared event type is a bug (checked in tests)
 # and fails when a module with a ``declare(`` is missing here.
 DECLARING_MODULES = (
     "shared.chain.events",
+    "shared.custody.sweep_models",
+    "shared.custody.withdrawal_models",
     "shared.identity.resources",
     "shared.invoices.models",
     "shared.ledger.resources",

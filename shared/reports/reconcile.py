@@ -22,12 +22,13 @@ each configured token, so money sent in the wrong token is checked too):
                watcher already marked reorged: the reversal is in flight).
 
     expected = ledger − reorg_booked + pending + unmatched + unsettled + dust + in_flight
+               − swept
 
 and ``onchain − expected`` must be exactly 0: nothing is tolerated, because every unit is
 accounted for (dust included). The difference splits into two checks that say WHERE it is:
-``unobserved = onchain − watcher`` (money moved without the watcher seeing it: a payment to an
-address no longer watched, ETH sent by a contract's internal call, a watcher gap, or custody
-keys used outside Payloom) and ``ledger_gap = ledger − booked`` (the ledger differs from the
+``unobserved = onchain + swept − watcher`` (money moved without the watcher seeing it: a payment
+to an address no longer watched, ETH sent by a contract's internal call, a watcher gap, or
+custody keys used outside Payloom) and ``ledger_gap = ledger − booked`` (the ledger differs from the
 receipts the consumer settled: a bug or a manual posting).
 
 WHY at block B and not at the head: the watcher has recorded every transfer up to B in the same
@@ -36,17 +37,25 @@ hash is read in the same batch and compared with the cursor's, so a reorg under 
 network for this run (the next run compares again). ``in_flight`` and ``reorg_booked`` are
 normal for seconds; older than ``STUCK_AFTER`` they are a ``stuck`` discrepancy.
 
-WHO may spend: a custodial address (Payloom's tree) must never have sent a transaction until
-sweeping exists (``custody_spent`` when its nonce at B is not 0). A merchant's xpub address is
-the merchant's wallet: once its nonce is not 0 the merchant moved money, the balance check is
-skipped for it (``owner_spent`` counted in the run) and only the ledger check applies.
-Sweeps are not built yet (issue 9, later wave): when they are, their confirmed outflows must be
-subtracted from ``expected`` (ADR 0037 gives the contract).
+SWEEPS (ADR 0038): ``swept`` is what Payloom's own sweeps moved out of the address in the
+asset, from the ``chain_sweeps`` records whose transaction was mined in a block ≤ B: the value or
+token amount of a successful transfer, plus (native asset) the fee of every mined transaction
+the address sent, minus the gas top-ups the hot wallet sent it (ether IN, outside the watcher's
+sight by design: sweeps that need one wait until the watcher has left the address). Exact, from
+the receipts: the unspent part of a gas reservation stays on the address and is explained.
+
+WHO may spend: only Payloom's sweeps may send from a custodial address (Payloom's tree). Its
+nonce at B must equal the number of sweep transactions mined from it at ≤ B; a nonce beyond
+that is a transaction no sweep record explains (``custody_spent``: keys used outside Payloom).
+A merchant's xpub address is the merchant's wallet: once its nonce is not 0 the merchant moved
+money, the balance check is skipped for it (``owner_spent`` counted in the run) and only the
+ledger check applies.
 
 Cost per run and network, N addresses, T tokens: ceil(N / PAGE) pages, each ONE batched
-JSON-RPC HTTP request of PAGE × (2 + T) + 1 calls, and four Firestore reads (a query of the
+JSON-RPC HTTP request of PAGE × (2 + T) + 1 calls, and five Firestore reads (a query of the
 watch list page, a query of the pages' chain transfers, a ``get_all`` of receipts + intents,
-a query of the intents' ledger transfers); one commit for the run document and its events.
+a query of the intents' ledger transfers, a query of the page's sweep records); one commit for
+the run document and its events.
 """
 from __future__ import annotations
 
@@ -71,6 +80,7 @@ CURSORS = "chain_cursors"
 CHAIN_TRANSFERS = "chain_transfers"
 RECEIPTS = "crypto_receipts"
 INTENTS = "payment_intents"
+SWEEPS = "chain_sweeps"            # shared.custody.sweep_records.SWEEPS
 PAGE = 30                          # Firestore ``in`` takes at most 30 values
 STUCK_AFTER = dt.timedelta(hours=1)
 MAX_EVENTS = 100                   # discrepancy events per run; the run counts every one
@@ -93,13 +103,14 @@ class Explanation:
     in_flight: int = 0
     reorg_booked: int = 0
     stuck: int = 0
+    swept: int = 0                  # net outflow by Payloom's sweeps (signed)
     owner_spent: bool = False
     custody_spent: bool = False
 
     @property
     def expected(self) -> int:
         return (self.ledger - self.reorg_booked + self.pending + self.unmatched + self.unsettled
-                + self.dust + self.in_flight)
+                + self.dust + self.in_flight - self.swept)
 
     @property
     def difference(self) -> int:
@@ -107,7 +118,7 @@ class Explanation:
 
     @property
     def unobserved(self) -> int:
-        return self.onchain - self.watcher
+        return self.onchain + self.swept - self.watcher
 
     @property
     def ledger_gap(self) -> int:
@@ -128,7 +139,7 @@ class Explanation:
 
     def breakdown(self) -> dict[str, str]:
         keys = ("watcher", "ledger", "booked", "pending", "unmatched", "unsettled", "dust",
-                "in_flight", "reorg_booked", "stuck", "unobserved", "ledger_gap")
+                "in_flight", "reorg_booked", "stuck", "swept", "unobserved", "ledger_gap")
         out = {k: str(getattr(self, k)) for k in keys}
         if self.owner_spent:
             out["owner_spent"] = "true"
@@ -152,17 +163,19 @@ def covered(receipt: dict[str, Any] | None, dust_factor: int) -> int:
 
 def explain(onchain: int, transfers: Iterable[dict[str, Any]], records: dict[str, dict[str, Any]],
             intent_receipts: dict[str, dict[str, Any]], ledger: int, *, dust_factor: int,
-            block: int, now: dt.datetime, nonce: int = 0, tree: str | None = None) -> Explanation:
+            block: int, now: dt.datetime, nonce: int = 0, tree: str | None = None,
+            swept: int = 0, sweep_nonces: int = 0) -> Explanation:
     """Account for an address's balance in one asset (pure; see the module doc).
 
     ``transfers``: the watcher's documents for the address and asset (any status);
     ``records``: the payments consumer's ``crypto_receipts`` by transfer id; ``intent_receipts``:
-    the intent's receipts by reference; ``ledger``: booked base units (signed)."""
-    x = Explanation(onchain=onchain, ledger=ledger)
+    the intent's receipts by reference; ``ledger``: booked base units (signed); ``swept``: the
+    net outflow of Payloom's sweeps at ≤ block, ``sweep_nonces``: their mined transactions."""
+    x = Explanation(onchain=onchain, ledger=ledger, swept=swept)
     if nonce:
         if tree == "xpub":
             x.owner_spent = True
-        else:
+        elif nonce > sweep_nonces:
             x.custody_spent = True
     for t in transfers:
         tid, amount = t["id"], int(t.get("amount") or 0)
@@ -207,6 +220,29 @@ def ledger_booked(transfers: Iterable[dict[str, Any]], external_id: str) -> int:
         elif t.get("credit_account_id") == external_id:
             total -= amount
     return total
+
+
+def sweep_flows(records: Iterable[dict[str, Any]], network: str, native: str,
+                block: int) -> dict[str, dict[str, int]]:
+    """{address lower: {"nonces": mined sweep transactions, asset: net outflow}} at ≤ ``block``
+    from ``chain_sweeps`` records (pure; see the module doc)."""
+    out: dict[str, dict[str, int]] = {}
+    for r in records:
+        if r.get("network") != network or r.get("kind") != "sweep":
+            continue
+        flows = out.setdefault(str(r["from"]).lower(), {"nonces": 0})
+        mined = (r.get("tx") or {}).get("mined")
+        if mined and int(mined["block_number"]) <= block:
+            flows["nonces"] += 1
+            flows[native] = flows.get(native, 0) + int(mined["fee"])
+            if int(mined["status"]) == 1:
+                moved = int(mined["value"]) if r["asset"] == native else int(r["amount"])
+                flows[r["asset"]] = flows.get(r["asset"], 0) + moved
+        for up in r.get("top_ups") or []:
+            got = up.get("mined")
+            if got and int(got["block_number"]) <= block and int(got["status"]) == 1:
+                flows[native] = flows.get(native, 0) - int(got["value"])
+    return out
 
 
 def balance_calls(address: str, tokens: dict[str, str], tag: str) -> list[tuple[str, list[Any]]]:
@@ -316,13 +352,25 @@ def read_balances(rpc, network, docs: list[dict[str, Any]], block: int, block_ha
     return out
 
 
+def page_sweeps(db, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sweep records sent from the page's addresses (one ``in`` query: ≤ 30 values)."""
+    addresses = sorted({d["address"] for d in docs})
+    if not addresses:
+        return []
+    return [s.to_dict() for s in db.collection(SWEEPS).where(
+        filter=FieldFilter("from", "in", addresses)).stream()]
+
+
 def compare_page(network, docs: list[dict[str, Any]], balances: dict, records_bundle,
-                 block: int, now: dt.datetime) -> list[tuple[dict[str, Any], str, Explanation]]:
+                 block: int, now: dt.datetime, sweeps: list[dict[str, Any]] = ()
+                 ) -> list[tuple[dict[str, Any], str, Explanation]]:
     """(watch doc, asset, explanation) for every address × asset of the page (pure)."""
     by_intent, records, intents, ledger = records_bundle
+    flows_by = sweep_flows(sweeps, network.name, network.native_asset, block)
     out = []
     for d in docs:
         values = balances.get(d["address"].lower()) or {}
+        flows = flows_by.get(d["address"].lower()) or {}
         intent = intents.get(d.get("intent_id") or "") or {}
         receipts = {r["reference"]: r for r in intent.get("receipts") or []}
         tree = (d.get("derivation") or {}).get("tree")
@@ -335,7 +383,8 @@ def compare_page(network, docs: list[dict[str, Any]], balances: dict, records_bu
             lt = [t for t in ledger.get(d.get("intent_id"), []) if t.get("asset") == asset]
             x = explain(int(values.get(asset, 0)), ts, records, receipts,
                         ledger_booked(lt, ext) * a.dust_factor, dust_factor=a.dust_factor,
-                        block=block, now=now, nonce=int(values.get("nonce", 0)), tree=tree)
+                        block=block, now=now, nonce=int(values.get("nonce", 0)), tree=tree,
+                        swept=flows.get(asset, 0), sweep_nonces=flows.get("nonces", 0))
             if asset != network.native_asset:
                 x.custody_spent = False        # reported once per address, on the native row
             out.append((d, asset, x))
@@ -384,7 +433,8 @@ def run_network(deps, network, *, run_key: str | None = None, rpc=None):
         try:
             for docs in watch_pages(db, network.name):
                 balances = read_balances(rpc, network, docs, int(block), cur.get("block_hash"))
-                rows = compare_page(network, docs, balances, page_records(db, docs), int(block), now)
+                rows = compare_page(network, docs, balances, page_records(db, docs), int(block),
+                                    now, page_sweeps(db, docs))
                 stats["addresses"] += len(docs)
                 stats["balances_checked"] += len(rows)
                 owner_spent += sum(1 for _, a, x in rows

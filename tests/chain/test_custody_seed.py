@@ -6,6 +6,7 @@ import pytest
 
 from shared.adapters.kms import LocalKms
 from shared.chain import hd
+from shared.platform.errors import InvalidRequest
 from shared.platform.secrets_at_rest import SecretIntegrityError
 
 
@@ -72,3 +73,40 @@ def test_missing_wrong_kek_or_swapped_blob_fail_loudly(deps, kms):
     deps._cache.clear()                                                      # drop the cached envelope
     with pytest.raises((SecretIntegrityError, KeyError, ValueError)):
         hd.load_custodial_seed(deps, livemode=True)
+
+
+def test_restoring_the_backup_into_a_fresh_project_gives_the_same_hot_wallet(deps, kms, emulators):
+    """Disaster recovery as issue 9 words it: the whole project is lost (documents AND the KMS
+    key); the custodians' 24 words, restored through ``provision_custodial_seed(seed=...)``
+    into a new project with a new KEK, derive the same deposit addresses and the same hot
+    wallet (key included), and so does any BIP-44 wallet (account 1 = the hot wallet)."""
+    from shared.platform.clock import SystemClock
+    from shared.platform.deps import Deps
+    from shared.refunds import hot_wallet
+    from tests.conftest import make_settings
+
+    seed, _ = hd.provision_custodial_seed(deps, livemode=False)
+    backup = seed.mnemonic()
+    hot = hot_wallet.hot_key(deps, livemode=False)
+    deposits = [hd.custodial_address(seed.seed(), i) for i in (0, 1, 7)]
+
+    fresh = Deps(settings=make_settings(emulators, f"demo-restore{seed.entropy.hex()[:8]}"),
+                 clock=SystemClock())
+    fresh.extras["platform.kms"] = LocalKms.generate()                       # a new KEK too
+    with pytest.raises(hd.CustodySeedMissing):
+        hot_wallet.hot_address(fresh, livemode=False)
+    _, created = hd.provision_custodial_seed(fresh, livemode=False, seed=hd.parse_mnemonic(backup))
+    assert created
+    restored = hot_wallet.hot_key(fresh, livemode=False)
+    assert restored.address == hot.address and restored.key == hot.key
+    assert hd.custodial_xpub(fresh) == hd.custodial_xpub(deps)
+    loaded = hd.load_custodial_seed(fresh)
+    assert [hd.custodial_address(loaded.seed(), i) for i in (0, 1, 7)] == deposits
+    wallet = hd.restore_from_mnemonic(backup, account=hot_wallet.HOT_ACCOUNT)
+    assert wallet.address(hot_wallet.HOT_INDEX) == hot.address
+    # a typo in the backup is refused before anything is written
+    words = backup.split()
+    words[3] = "zzzz"
+    with pytest.raises(InvalidRequest) as exc:
+        hd.parse_mnemonic(" ".join(words))
+    assert exc.value.code == "invalid_mnemonic"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from eth_account import Account
+
 from shared.reports import reconcile as R
 
 NOW = dt.datetime(2026, 12, 2, 12, tzinfo=dt.UTC)
@@ -100,3 +102,40 @@ def test_balance_calls_and_quantities():
     assert calls[2][1][0]["data"] == "0x70a08231" + "0" * 62 + "ab" and calls[2][1][1] == "0xa"
     assert R.quantity("0x") == 0 and R.quantity("0x10") == 16 and R.quantity(None) == 0
     assert R.run_id("anvil", "k") == R.run_id("anvil", "k") != R.run_id("anvil", "j")
+
+
+# --- sweeps (ADR 0038): their outflows and nonces are explained ------------------------------------
+def sweep_doc(address, asset, *, amount, mined_block, status=1, value="0", fee=21_000 * DF,
+              top_up=None, network_name="anvil"):
+    tx = {"mined": {"block_number": mined_block, "status": status, "value": value,
+                    "fee": str(fee)} if mined_block is not None else None}
+    ups = [{"mined": {"block_number": top_up[1], "status": 1, "value": str(top_up[0])}}] if top_up else []
+    return {"network": network_name, "kind": "sweep", "from": address, "asset": asset,
+            "amount": str(amount), "tx": tx, "top_ups": ups}
+
+
+def test_sweep_flows_count_mined_outflows_fees_and_top_ups_up_to_the_block():
+    a = Account.create().address
+    docs = [sweep_doc(a, "ETH", amount=5, value="5", mined_block=10, fee=7),
+            sweep_doc(a, "USDC", amount=9, mined_block=12, fee=11, top_up=(30, 11)),
+            sweep_doc(a, "USDC", amount=4, mined_block=20, fee=3),          # after the block
+            sweep_doc(a, "USDC", amount=4, mined_block=None),               # not mined yet
+            sweep_doc(a, "PPT", amount=6, mined_block=13, status=0, fee=2),  # reverted: fee only
+            sweep_doc(a, "ETH", amount=5, value="5", mined_block=9, network_name="other")]
+    flows = R.sweep_flows(docs, "anvil", "ETH", 15)
+    assert flows[a.lower()] == {"nonces": 3, "ETH": 5 + 7 + 11 + 2 - 30, "USDC": 9}
+
+
+def test_explained_sweeps_are_not_custody_spent_but_one_more_transaction_is():
+    # a token address after its sweep: its ether is the top-up's unspent rest (swept < 0)
+    x = R.explain(40, [], {}, {}, 0, dust_factor=1, block=10, now=NOW, nonce=2,
+                  tree="custodial", swept=-40, sweep_nonces=2)
+    assert (x.expected, x.difference, x.unobserved, x.kinds) == (40, 0, 0, [])
+    y = R.explain(40, [], {}, {}, 0, dust_factor=1, block=10, now=NOW, nonce=3,
+                  tree="custodial", swept=-40, sweep_nonces=2)
+    assert y.kinds == ["custody_spent"]
+    paid = R.explain(10 * DF, [t("a", 15 * DF)], {"a": rec()}, {"a": settled(15)}, 15 * DF,
+                     dust_factor=DF, block=10, now=NOW, nonce=1, tree="custodial",
+                     swept=5 * DF, sweep_nonces=1)        # an ether address partly swept
+    assert (paid.expected, paid.unobserved, paid.kinds) == (10 * DF, 0, [])
+    assert paid.breakdown()["swept"] == str(5 * DF)
