@@ -1,0 +1,12 @@
+"""relay_tasks: the SMS relay network (issue 11; ADR 0043, 0044)."""
+import functions_framework
+
+from shared.platform.entry import boot
+from shared.relay.http import tasks
+
+boot("relay_tasks")
+
+
+@functions_framework.http
+def handle(request):
+    return tasks(request)
