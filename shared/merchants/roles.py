@@ -89,3 +89,12 @@ def may_assign(actor_role: str | None, target_role: str) -> bool:
     if target_role == "owner":
         return actor_role == "owner"
     return at_least(actor_role, "admin") and at_least(actor_role, target_role)
+
+
+def require_if_member(principal: Principal, role: str) -> Principal:
+    """For capabilities that serve both users (their own tenant) and merchants (webhooks): a
+    user acting for a merchant must hold ``role``; anyone else passes to the route's own checks
+    (scopes for keys, the tenant for users)."""
+    if principal.kind == "user" and is_merchant_id(principal.tenant_id):
+        return require(principal, role)
+    return principal

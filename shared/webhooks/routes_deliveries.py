@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from google.cloud import firestore
 
+from shared.merchants.roles import require_if_member
 from shared.platform.errors import NotFound
 from shared.platform.outbox import COLLECTION as EVENTS
 from shared.platform.pagination import ListQuery, ListResponse, paginate
@@ -40,6 +41,7 @@ def _endpoint(ctx: Context, endpoint_id: str) -> dict:
          response=ListResponse[WebhookDelivery], auth=READERS, scopes=["webhooks:read"])
 def list_deliveries(ctx: Context, endpoint_id: str):
     """The endpoint's deliveries, newest first; filter by status or event."""
+    require_if_member(ctx.principal, "read")
     _endpoint(ctx, endpoint_id)
     q = ctx.query
     url = f"{BASE}/{endpoint_id}/deliveries"
@@ -61,6 +63,7 @@ def list_deliveries(ctx: Context, endpoint_id: str):
          scopes=["webhooks:read"])
 def get_delivery(ctx: Context, endpoint_id: str, delivery_id: str):
     """One delivery of the endpoint."""
+    require_if_member(ctx.principal, "read")
     db = ctx.deps.db
     e_ref, d_ref = endpoints.ref(db, endpoint_id), deliveries.ref(db, delivery_id)
     snaps = {s.reference.path: s for s in db.get_all([e_ref, d_ref])}
@@ -75,6 +78,7 @@ def get_delivery(ctx: Context, endpoint_id: str, delivery_id: str):
          auth=READERS, scopes=["webhooks:read"])
 def list_endpoint_attempts(ctx: Context, endpoint_id: str):
     """Every attempt made to the endpoint, newest first."""
+    require_if_member(ctx.principal, "read")
     _endpoint(ctx, endpoint_id)
     col = ctx.deps.db.collection(ATTEMPTS)
     query = col.where(filter=firestore.FieldFilter("endpoint_id", "==", endpoint_id))
@@ -87,6 +91,7 @@ def list_endpoint_attempts(ctx: Context, endpoint_id: str):
          auth=READERS, scopes=["webhooks:read"])
 def list_event_attempts(ctx: Context):
     """Every attempt to deliver one event, across the caller's endpoints, newest first."""
+    require_if_member(ctx.principal, "read")
     tenant, event_id = ctx.principal.tenant_id, ctx.query.event
     snap = ctx.deps.db.collection(EVENTS).document(event_id).get()
     if not snap.exists or snap.get("tenant") != tenant or \
@@ -103,6 +108,7 @@ def list_event_attempts(ctx: Context):
           auth=READERS, scopes=["webhooks:write"], rate_limits=[(REPLAY_LIMIT, "principal")])
 def resend(ctx: Context, endpoint_id: str):
     """Send one event to the endpoint again, with the same webhook-id (a new run)."""
+    require_if_member(ctx.principal, "manage_webhooks")
     return replay.resend(ctx.uow, ctx.principal, endpoint_id, ctx.body.event)
 
 
@@ -111,6 +117,7 @@ def resend(ctx: Context, endpoint_id: str):
           rate_limits=[(RECOVER_LIMIT, "principal")])
 def recover(ctx: Context, endpoint_id: str):
     """Send again every failed, dead-lettered or canceled delivery created in a time window."""
+    require_if_member(ctx.principal, "manage_webhooks")
     return replay.recover(ctx.deps, ctx.principal, endpoint_id, ctx.body.since, ctx.body.until)
 
 
@@ -118,6 +125,7 @@ def recover(ctx: Context, endpoint_id: str):
           scopes=["webhooks:write"], rate_limits=[(REPLAY_LIMIT, "principal")])
 def send_test(ctx: Context, endpoint_id: str):
     """Send a ``webhook_endpoint.test`` event to this endpoint only."""
+    require_if_member(ctx.principal, "manage_webhooks")
     return replay.send_test(ctx.uow, ctx.principal, endpoint_id)
 
 
