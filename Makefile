@@ -27,7 +27,14 @@ $(CHROMIUM):
 	  || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q >/dev/null && \
 	       $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 
-deps: $(STAMP) node_modules/.bin/anvil $(CHROMIUM)
+# Khmer glyphs for the pages' browser tests and screenshots (Debian's Khmer OS fonts).
+KHMER_FONT := /usr/share/fonts/truetype/khmeros/KhmerOS.ttf
+$(KHMER_FONT):
+	@$$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-khmeros >/dev/null \
+	  || { $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q >/dev/null && \
+	       $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q fonts-khmeros >/dev/null; }
+
+deps: $(STAMP) node_modules/.bin/anvil $(CHROMIUM) $(KHMER_FONT)
 	@$(PY) -m infra.local.preflight
 
 run: deps

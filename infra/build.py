@@ -27,6 +27,8 @@ from pathlib import Path
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # `python infra/build.py`: the page functions need `shared`
+    sys.path.insert(0, str(REPO_ROOT))
 TRIGGERS = {"http", "pubsub", "task", "schedule"}
 # A function name is a Python folder name and, with "_" -> "-", a Cloud Function and service
 # account id ("fn-<name>", at most 30 characters).
@@ -106,6 +108,8 @@ def build_all(out_dir: str | Path, root: str | Path = REPO_ROOT) -> list[Path]:
         shutil.copy2(root / "requirements.txt", target / "requirements.txt")
         if name in web_roots:
             _vendor_assets(root, target / "shared" / "web" / "static" / "vendor")
+        if name == "docs" and root == REPO_ROOT:
+            _freeze_openapi(target / "shared" / "docs")
         zips.append(write_zip(target, out_dir / f"{name}.zip"))
     return zips
 
@@ -119,6 +123,15 @@ def _vendor_assets(root: Path, dest: Path) -> None:
         if not source.is_file():
             raise BuildError(f"missing node_modules/{rel}: run `npm ci` (make deps) first")
         shutil.copy2(source, dest / name)
+
+
+def _freeze_openapi(dest: Path) -> None:
+    """A deployed docs function runs alone: it serves the document of EVERY function, built
+    here with every function's routers loaded (the local gateway loads them all)."""
+    from infra.local.gateway import Gateway
+    from shared.docs.spec import freeze
+    Gateway()
+    freeze(dest)
 
 
 def _check_folders(functions_dir: Path, names: list[str]) -> None:

@@ -4,7 +4,7 @@
 - ``/_fn/<name>/...`` → any HTTP, task or schedule function by name (Cloud Tasks, Scheduler)
 - ``/_push/<name>``   → a Pub/Sub function, fed by the emulator's push subscription
 - ``/<web_root>/...`` → the HTTP function whose manifest ``web_root`` it is (HTML pages)
-- ``/healthz``, ``/openapi.json``, ``/docs``
+- ``/healthz``, ``/openapi.json`` (``/docs`` is the docs function's web root)
 
 Each function is a real ``functions_framework.create_app`` app; PATH_INFO is left whole (the
 router strips its own prefixes), which avoids DispatcherMiddleware's 308 redirects.
@@ -86,12 +86,6 @@ class Gateway:
             return self._json(start_response, 200, build_openapi())
         if parts[0] in self.web:
             return self.web[parts[0]](environ, start_response)
-        if path in ("/docs", "/docs/"):
-            from shared.platform.openapi import docs_html
-            body = docs_html().encode()
-            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
-                                      ("Content-Length", str(len(body)))])
-            return [body]
         if parts[0] == ".well-known":
             app = self.public.get(".well-known")
         elif len(parts) >= 2 and parts[0] == "v1":

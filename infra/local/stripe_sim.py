@@ -35,6 +35,16 @@ and ``charge.refunded`` (a refund of a ``pm_card_refundFail`` payment stays pend
 ``POST /v1/disputes/<dp>/close`` (lost), closes it (``charge.dispute.closed``); ``GET
 /v1/disputes/<dp>``. The ``/_sim/disputes`` control routes take the API key too.
 
+Hosted card entry (Stripe Checkout in ``setup`` mode, for the hosted payment page): ``POST
+/v1/checkout/sessions`` {mode=setup, success_url, cancel_url, currency?, metadata} answers a
+``checkout.session`` whose ``url`` (``<sim>/_sim/checkout/<cs>``, no API key: the payer's browser)
+shows a card form (number, expiry, CVC). Submitting it creates a PaymentMethod ``pm_…`` (its
+behaviour chosen by Stripe's test card numbers, ``TEST_CARDS``), succeeds the session's
+SetupIntent ``seti_…`` and redirects (303) to ``success_url`` with ``{CHECKOUT_SESSION_ID}``
+replaced. ``GET /v1/checkout/sessions/<cs>?expand[]=setup_intent``, ``GET
+/v1/setup_intents/<seti>`` and ``GET /v1/payment_methods/<pm>`` read them back; confirming a
+PaymentIntent with such a ``pm_…`` behaves like the test payment method of its number.
+
 Standard library only; listens on 127.0.0.1. ``start(port=0)`` returns a running ``StripeSim``.
 """
 from __future__ import annotations
@@ -61,6 +71,24 @@ DECLINE = {"pm_card_chargeDeclined": "card_declined", "pm_card_visa_chargeDeclin
 ACTION = {"pm_card_authenticationRequired", "pm_card_threeDSecure2Required",
           "pm_card_threeDSecureRequired"}
 CURRENCIES = {"usd", "khr", "eur"}
+# Stripe's test card numbers → the test payment method whose behaviour they have.
+TEST_CARDS = {"4242424242424242": ("visa", "pm_card_visa"),
+              "5555555555554444": ("mastercard", "pm_card_mastercard"),
+              "4000000000000002": ("visa", "pm_card_chargeDeclined"),
+              "4000000000009995": ("visa", "pm_card_chargeDeclinedInsufficientFunds"),
+              "4000002760003184": ("visa", "pm_card_authenticationRequired"),
+              "4000000000003220": ("visa", "pm_card_threeDSecure2Required"),
+              "4000000000000259": ("visa", "pm_card_createDispute")}
+
+
+def luhn_ok(number: str) -> bool:
+    if not number.isdigit() or not 12 <= len(number) <= 19:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
 
 
 def _rid(prefix: str) -> str:
@@ -118,6 +146,9 @@ class StripeSim:
         self.charges: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.disputes: dict[str, dict[str, Any]] = {}
+        self.sessions: dict[str, dict[str, Any]] = {}         # checkout sessions (setup mode)
+        self.setup_intents: dict[str, dict[str, Any]] = {}
+        self.payment_methods: dict[str, dict[str, Any]] = {}  # made by the hosted card form
         self.events: list[dict[str, Any]] = []
         self.deliveries: list[dict[str, Any]] = []   # {event_id, attempt, status}
         self._idem: dict[str, tuple[str, int, dict]] = {}
@@ -195,7 +226,7 @@ class StripeSim:
                 pi["payment_method"] = params["payment_method"]
             if params.get("return_url"):
                 pi["return_url"] = params["return_url"]
-            pm = pi.get("payment_method")
+            pm = self.behaviour(pi.get("payment_method"))
             if not pm:
                 raise StripeError(400, {"type": "invalid_request_error", "code": "parameter_missing",
                                         "param": "payment_method",
@@ -203,7 +234,8 @@ class StripeSim:
             if pm in DECLINE:
                 charge = self._charge(pi, "failed")
                 err = {"type": "card_error", "code": "card_declined", "decline_code": DECLINE[pm],
-                       "message": "Your card was declined.", "payment_method": {"id": pm},
+                       "message": "Your card was declined.",
+                       "payment_method": {"id": pi.get("payment_method")},
                        "charge": charge["id"]}
                 pi.update(status="requires_payment_method", last_payment_error=err,
                           next_action=None)
@@ -221,7 +253,8 @@ class StripeSim:
             if pm not in SUCCEED:
                 raise StripeError(400, {"type": "invalid_request_error", "code": "resource_missing",
                                         "param": "payment_method",
-                                        "message": f"No such PaymentMethod: '{pm}'"})
+                                        "message": "No such PaymentMethod: "
+                                                   f"'{pi.get('payment_method')}'"})
             self._succeed(pi)
             return self._intent_json(pi)
 
@@ -255,7 +288,7 @@ class StripeSim:
         pi.update(status="succeeded", amount_received=pi["amount"], last_payment_error=None,
                   next_action=None, latest_charge=charge["id"])
         self._emit("payment_intent.succeeded", pi)
-        if pi.get("payment_method") in DISPUTE_AT_ONCE:
+        if self.behaviour(pi.get("payment_method")) in DISPUTE_AT_ONCE:
             self.open_dispute(pi["id"], {})
 
     # --- 3-D Secure ------------------------------------------------------------------------
@@ -292,7 +325,8 @@ class StripeSim:
         if pi is None:
             return 404, text, b"unknown payment"
         if method == "GET" and len(parts) == 3:
-            page = (f"<!doctype html><title>3-D Secure</title><h1>Authenticate "
+            page = (f"<!doctype html><link rel=icon href='data:,'><title>3-D Secure</title>"
+                    f"<h1>Authenticate "
                     f"{pi['amount']} {pi['currency'].upper()}</h1>"
                     f"<form method=post action=/_sim/3ds/{pid}/complete>"
                     f"<button name=outcome value=succeed>Complete</button>"
@@ -313,6 +347,117 @@ class StripeSim:
                 "redirect_status": "succeeded" if out["status"] == "succeeded" else "failed"})
             return 302, {**text, "Location": f"{back}{'&' if '?' in back else '?'}{query}"}, b""
         return 404, text, b"not found"
+
+    # --- hosted card entry (Checkout Sessions in setup mode) -------------------------------
+    def behaviour(self, pm: str | None) -> str | None:
+        """The test payment method a ``pm_…`` behaves as (itself for Stripe's named ones)."""
+        made = self.payment_methods.get(pm or "")
+        return made["behaviour"] if made else pm
+
+    def create_session(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("mode") != "setup":
+            raise StripeError(400, {"type": "invalid_request_error", "code": "parameter_invalid",
+                                    "param": "mode",
+                                    "message": "This simulator hosts setup-mode sessions only."})
+        for name in ("success_url", "cancel_url"):
+            url = str(params.get(name) or "")
+            if not url.startswith(("http://", "https://")):
+                raise StripeError(400, {"type": "invalid_request_error", "code": "url_invalid",
+                                        "param": name, "message": f"Not a valid URL: {name}"})
+        cs, seti = _rid("cs_test"), _rid("seti")
+        now = int(time.time())
+        with self._lock:
+            self.setup_intents[seti] = {"id": seti, "object": "setup_intent",
+                                        "status": "requires_payment_method", "payment_method": None,
+                                        "metadata": dict(params.get("metadata") or {}),
+                                        "created": now, "livemode": False}
+            self.sessions[cs] = {"id": cs, "object": "checkout.session", "mode": "setup",
+                                 "status": "open", "url": f"{self.url}/_sim/checkout/{cs}",
+                                 "success_url": params["success_url"],
+                                 "cancel_url": params["cancel_url"],
+                                 "currency": str(params.get("currency") or "usd").lower(),
+                                 "setup_intent": seti, "metadata": dict(params.get("metadata") or {}),
+                                 "created": now, "expires_at": now + 86400, "livemode": False}
+            return _copy(self.sessions[cs])
+
+    def session_json(self, cs: str, query: str) -> dict[str, Any]:
+        session = self._get(self.sessions, cs, "checkout.session")
+        if "setup_intent" in urllib.parse.parse_qs(query).get("expand[]", []):
+            session["setup_intent"] = self._get(self.setup_intents, session["setup_intent"],
+                                                "setup_intent")
+        return session
+
+    def complete_session(self, cs: str, form: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The payer submitted the card form: (the session, an error message or "")."""
+        with self._lock:
+            session = self.sessions.get(cs)
+            if session is None or session["status"] != "open":
+                return session or {}, "This checkout session is no longer open."
+            number = "".join(str(form.get("number") or "").split())
+            exp = str(form.get("exp") or "").replace(" ", "")
+            month, _, year = exp.partition("/")
+            if not luhn_ok(number):
+                return session, "Your card number is invalid."
+            if not (month.isdigit() and year.isdigit() and 1 <= int(month) <= 12
+                    and 2000 + int(year[-2:]) >= time.gmtime().tm_year):
+                return session, "Your card's expiration date is invalid."
+            if not (str(form.get("cvc") or "").isdigit() and 3 <= len(str(form["cvc"])) <= 4):
+                return session, "Your card's security code is invalid."
+            brand, behaviour = TEST_CARDS.get(number, ("visa", "pm_card_visa"))
+            pm = _rid("pm")
+            self.payment_methods[pm] = {
+                "id": pm, "object": "payment_method", "type": "card", "behaviour": behaviour,
+                "card": {"brand": brand, "last4": number[-4:], "exp_month": int(month),
+                         "exp_year": 2000 + int(year[-2:])}, "created": int(time.time())}
+            seti = self.setup_intents[session["setup_intent"]]
+            seti.update(status="succeeded", payment_method=pm)
+            session["status"] = "complete"
+            self._emit("setup_intent.succeeded", seti)
+            self._emit("checkout.session.completed", session)
+            return _copy(session), ""
+
+    def checkout_page(self, method: str, parts: list[str],
+                      body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """``/_sim/checkout/<cs>`` (GET: the card form) and ``.../complete`` (POST)."""
+        cs = parts[2] if len(parts) >= 3 else ""
+        with self._lock:
+            session = _copy(self.sessions[cs]) if cs in self.sessions else None
+        text = {"Content-Type": "text/plain; charset=utf-8"}
+        if session is None:
+            return 404, text, b"unknown checkout session"
+        if method == "POST" and len(parts) == 4 and parts[3] == "complete":
+            form = _parse_form(body) if body else {}
+            done, error = self.complete_session(cs, form)
+            if not error:
+                back = done["success_url"].replace("{CHECKOUT_SESSION_ID}", cs)
+                return 303, {**text, "Location": back}, b""
+            return 400, {"Content-Type": "text/html; charset=utf-8"}, \
+                self._card_form(session, error).encode()
+        if method == "GET" and len(parts) == 3:
+            return 200, {"Content-Type": "text/html; charset=utf-8"}, \
+                self._card_form(session, "").encode()
+        return 404, text, b"not found"
+
+    @staticmethod
+    def _card_form(session: dict[str, Any], error: str) -> str:
+        import html
+        cs = html.escape(session["id"])
+        alert = f'<p role="alert" id="error">{html.escape(error)}</p>' if error else ""
+        if session.get("status") != "open":
+            return (f"<!doctype html><html lang=en><title>Card details</title><main>"
+                    f"<h1>Card details</h1>{alert or '<p>This session is closed.</p>'}</main>")
+        return (f"<!doctype html><html lang=en><meta charset=utf-8><link rel=icon href='data:,'>"
+                f"<meta name=viewport content='width=device-width'><title>Card details</title>"
+                f"<main><h1>Card details (test processor)</h1>{alert}"
+                f"<form method=post action=/_sim/checkout/{cs}/complete>"
+                f"<p><label for=number>Card number</label><br>"
+                f"<input id=number name=number inputmode=numeric autocomplete=cc-number required></p>"
+                f"<p><label for=exp>Expiry (MM/YY)</label><br>"
+                f"<input id=exp name=exp autocomplete=cc-exp required></p>"
+                f"<p><label for=cvc>Security code</label><br>"
+                f"<input id=cvc name=cvc inputmode=numeric autocomplete=cc-csc required></p>"
+                f"<p><button type=submit id=save>Continue</button> "
+                f"<a href=\"{html.escape(session['cancel_url'])}\">Cancel</a></p></form></main>")
 
     # --- refunds ---------------------------------------------------------------------------
     def create_refund(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -357,7 +502,7 @@ class StripeSim:
                                         "param": "amount",
                                         "message": f"Refund amount ({amount}) is greater than "
                                                    f"unrefunded amount on charge ({left})"})
-            fails = pi.get("payment_method") in REFUND_FAILS
+            fails = self.behaviour(pi.get("payment_method")) in REFUND_FAILS
             refund = {"id": _rid("re"), "object": "refund", "amount": amount,
                       "currency": charge["currency"], "charge": charge["id"],
                       "payment_intent": pi["id"], "reason": params.get("reason"),
@@ -527,6 +672,16 @@ class StripeSim:
                 status, out = 200, self.confirm(parts[2], params)
             elif method == "POST" and pi_path and len(parts) == 4 and parts[3] == "cancel":
                 status, out = 200, self.cancel(parts[2])
+            elif method == "POST" and parts == ["v1", "checkout", "sessions"]:
+                status, out = 200, self.create_session(params)
+            elif method == "GET" and len(parts) == 4 and parts[:3] == ["v1", "checkout", "sessions"]:
+                status, out = 200, self.session_json(parts[3], path.partition("?")[2])
+            elif method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "setup_intents"]:
+                status, out = 200, self._get(self.setup_intents, parts[2], "setup_intent")
+            elif method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "payment_methods"]:
+                out = self._get(self.payment_methods, parts[2], "payment_method")
+                out.pop("behaviour", None)
+                status = 200
             elif method == "POST" and parts == ["v1", "refunds"]:
                 status, out = 200, self.create_refund(params)
             elif method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "refunds"]:
@@ -565,6 +720,8 @@ def _handler_for(sim: StripeSim):
             parts = [p for p in self.path.split("?")[0].split("/") if p]
             if parts[:2] == ["_sim", "3ds"]:          # the payer's browser: no API key
                 status, headers, data = sim.threeds_page(method, parts, body)
+            elif parts[:2] == ["_sim", "checkout"]:   # the hosted card form: no API key either
+                status, headers, data = sim.checkout_page(method, parts, body)
             else:
                 status, out = sim.handle(method, self.path, self.headers, body)
                 headers, data = {"Content-Type": "application/json"}, json.dumps(out).encode()
@@ -576,10 +733,10 @@ def _handler_for(sim: StripeSim):
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             self._run("GET")
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             self._run("POST")
 
         def log_message(self, *args):  # quiet

@@ -1,8 +1,20 @@
-"""The dashboard pages (``/dashboard/...``), on ``shared.web.pages.Pages``."""
+"""The merchant dashboard (``/dashboard/...``), server-rendered on ``shared.web.pages.Pages``.
+
+Importing the route modules registers their pages on ``site.pages``: sign-in and the session
+(``routes_session``), payments and refunds (``routes_payments``), webhooks (``routes_webhooks``),
+API keys (``routes_keys``), invoices and payment links (``routes_billing``), settlement reports
+and analytics (``routes_reports``). ADR 0041 has the decisions.
+"""
 from __future__ import annotations
 
-from pathlib import Path
+from shared.dashboard import (  # noqa: F401  (each module registers its pages)
+    routes_billing,
+    routes_keys,
+    routes_payments,
+    routes_reports,
+    routes_session,
+    routes_webhooks,
+)
+from shared.dashboard.site import pages
 
-from shared.web.pages import Pages
-
-pages = Pages("dashboard", web_root="dashboard", package_dir=Path(__file__).resolve().parent)
+__all__ = ["pages"]

@@ -28,6 +28,7 @@ VENDOR: dict[str, str] = {
     "swagger-ui-bundle.js": "swagger-ui-dist/swagger-ui-bundle.js",
     "swagger-ui.css": "swagger-ui-dist/swagger-ui.css",
 }
+MAX_NAME = 200   # longer names are no file of ours (and would make the OS raise)
 TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
          ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon",
          ".woff2": "font/woff2", ".json": "application/json"}
@@ -56,25 +57,37 @@ class StaticFiles:
         self.url_prefix = url_prefix.rstrip("/")
 
     def path_of(self, name: str) -> Path | None:
+        if not name or len(name) > MAX_NAME or "\x00" in name or "\\" in name:
+            return None
         if name.startswith("vendor/"):
             return vendor_source(name[len("vendor/"):])
-        if self.static_dir is None or not name or name.startswith((".", "/")) or "\\" in name:
+        if self.static_dir is None or name.startswith((".", "/")):
             return None
-        path = (self.static_dir / name).resolve()
+        try:
+            path = (self.static_dir / name).resolve()
+        except (OSError, ValueError):
+            return None
         if self.static_dir not in path.parents:   # no ../ escapes
             return None
         return path
 
+    def _file(self, name: str) -> Path | None:
+        path = self.path_of(name)
+        try:
+            return path if path is not None and path.is_file() else None
+        except (OSError, ValueError):
+            return None
+
     def url(self, name: str) -> str:
         """``/<root>/static/<name>?v=<hash>``, for templates (``static('checkout.js')``)."""
-        path = self.path_of(name)
-        if path is None or not path.is_file():
+        path = self._file(name)
+        if path is None:
             raise LookupError(f"no static file {name!r}")
         return f"{self.url_prefix}/{name}?v={_load(str(path))[1]}"
 
     def response(self, name: str, request: flask.Request) -> flask.Response:
-        path = self.path_of(name)
-        if path is None or not path.is_file():
+        path = self._file(name)
+        if path is None:
             raise NotFound("No such file.", code="unknown_route")
         data, digest = _load(str(path))
         etag = f'"{digest}"'

@@ -65,4 +65,6 @@ def test_openapi_and_docs_are_served(base):
     assert "/v1/platform/probes" in spec["paths"] and "post" in spec["paths"]["/v1/platform/probes"]
     assert "/v1/events" in spec["paths"]
     docs = requests.get(f"{base}/docs", timeout=10)
-    assert docs.status_code == 200 and "POST /v1/platform/probes" in docs.text
+    assert docs.status_code == 200 and "swagger-ui" in docs.text
+    served = requests.get(f"{base}/docs/openapi.json", timeout=30)
+    assert served.status_code == 200 and "post" in served.json()["paths"]["/v1/platform/probes"]

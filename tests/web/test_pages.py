@@ -115,7 +115,10 @@ def test_static_files_are_versioned_and_cached(client):
 
 @pytest.mark.parametrize("path", ["/sample/static/../secret.txt", "/sample/static/%2e%2e/secret.txt",
                                   "/sample/static/.hidden", "/sample/static/vendor/nope.js",
-                                  "/sample/static/", "/sample/static/..%5csecret.txt"])
+                                  "/sample/static/", "/sample/static/..%5csecret.txt",
+                                  "/sample/static/%00", "/sample/static/a%00.js",
+                                  "/sample/static/" + "a" * 300, "/sample/static/" + "a/" * 200 + "x.js",
+                                  "/sample/static/vendor/%00"])
 def test_static_files_never_escape_their_folder(client, path):
     r = client.get(path)
     assert r.status_code == 404 and "not public" not in r.text
