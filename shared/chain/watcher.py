@@ -24,6 +24,14 @@ A step (one poll that found new blocks):
    never missed, never doubled. The unit fails when the cursor is not where this holder left it
    (fencing: a holder that lost its lease cannot write).
 
+Payloom's own ether is not a payment: a native transfer whose sender is a hot wallet (a sweep's
+gas top-up to a deposit address, ADR 0038) is not recorded. The unit reads the senders'
+``chain_nonces`` documents with the transfers (no extra round trip); a hot wallet's says
+``role: "hot_wallet"``, written by the very unit that signed the top-up, so it is there before
+the top-up can be mined. Recording it would make it a wrong-asset payment on a token address,
+announced to the merchant and kept "for a refund", and would keep token sweeps waiting for the
+end of the watch window.
+
 Cost per block when caught up, with N watched addresses: 1 latest-header poll + 1 HTTP request
 carrying 1 + ceil(N / address_batch) JSON-RPC calls; Firestore: 1 query for seen transfers,
 1 incremental watch-list query, 1 ``batch_get`` and 1 commit.
@@ -44,6 +52,7 @@ from google.cloud import firestore
 
 from shared.chain import blocks as B
 from shared.chain import events as ev
+from shared.chain import outgoing
 from shared.chain.rpc import RpcClient, RpcUnavailable
 from shared.chain.watch_list import WatchList
 from shared.platform import logs
@@ -139,6 +148,7 @@ class RunStats:
     steps: int = 0
     blocks: int = 0
     transfers: int = 0
+    own: int = 0                     # native transfers from a hot wallet (top-ups): not payments
     confirmed: int = 0
     reorgs: int = 0
     reorged: int = 0
@@ -418,14 +428,22 @@ class Watcher:
         found = [t for b in group for t in by_block.get(B.quantity(b["number"]), ())]
         recent = B.trim_recent(prev.recent + [(B.quantity(b["number"]), str(b["hash"]).lower())
                                               for b in group], self._keep())
-        counts = {"transfers": 0, "confirmed": 0, "more": False}
+        counts = {"transfers": 0, "own": 0, "confirmed": 0, "more": False}
+        senders = sorted({t.sender for t in found if t.token is None})
+        nonce_refs = [outgoing.nonce_ref(self.deps.db, self.net.name, a) for a in senders]
 
         def unit(uow):
-            counts.update(transfers=0, confirmed=0)
+            counts.update(transfers=0, own=0, confirmed=0)
             self._check_owner(uow, expect_block=prev.number)
-            snaps = uow.get_all([self.transfer_ref(t.tx_hash, t.log_index) for t in found])
+            snaps = uow.get_all([*(self.transfer_ref(t.tx_hash, t.log_index) for t in found),
+                                 *nonce_refs])
+            ours = {a for a, r in zip(senders, nonce_refs)
+                    if outgoing.is_hot_wallet(snaps[r.path].to_dict())}
             written: set[str] = set()
             for t in found:
+                if t.token is None and t.sender in ours:
+                    counts["own"] += 1       # a gas top-up: Payloom's own ether, not a payment
+                    continue
                 ref = self.transfer_ref(t.tx_hash, t.log_index)
                 if self._observe(uow, ref, snaps[ref.path], t, tip_n):
                     written.add(ref.path)
@@ -443,6 +461,7 @@ class Watcher:
         self.cursor = Cursor(tip_n, tip_h, tip_time, recent)
         self.stats.blocks += len(group)
         self.stats.transfers += counts["transfers"]
+        self.stats.own += counts["own"]
         self.stats.confirmed += counts["confirmed"]
         self.stats.cursor = tip_n
         self._fault("after_commit")

@@ -4,4 +4,4 @@ from __future__ import annotations
 from shared.custody import sweep_routes, withdrawal_routes  # noqa: F401  (register their routes)
 from shared.custody.routers import api, sweeper, tasks
 
-__all__ = ["api", "tasks", "sweeper"]
+__all__ = ["api", "sweeper", "tasks"]

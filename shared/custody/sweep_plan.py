@@ -13,11 +13,9 @@ Rules (ADR 0038):
   exactly from the receipt; it is only worth sweeping once it exceeds the gas it would cost).
 - Dust: a token below its ``min_sweep``; ether whose swept value would be below ``min_sweep`` or
   below the gas it costs. Dust stays where it is (reconciliation keeps explaining it).
-- A sweep that needs a top-up waits until the watcher no longer follows the address (its watch
-  window plus ``watch_margin`` is behind the watcher's cursor): the top-up is plain ether to the
-  address, which the watcher would record as a payment (a wrong-asset one on a token address,
-  kept for a refund and announced to the merchant). Ether-only sweeps need no top-up and run as
-  soon as the money is final.
+- A token sweep runs as soon as its money is final, even while the watcher still follows the
+  address: its top-up is plain ether FROM the hot wallet, which the watcher does not take for a
+  payment (``shared.chain.watcher``: a hot wallet's own transfers are not payments).
 """
 from __future__ import annotations
 
@@ -36,7 +34,6 @@ class Holding:
     """A custodial deposit address and what it holds at the final block (base units)."""
     address: str
     index: int
-    watch_until: dt.datetime | None
     balances: dict[str, int]
     nonce: int = 0
 
@@ -61,7 +58,7 @@ class Plan:
 class Decision:
     address: str
     plan: Plan | None
-    reason: str            # planned | dust | watched | hot_wallet_underfunded | empty
+    reason: str            # planned | dust | hot_wallet_underfunded | estimate_failed | empty
     defer_until: dt.datetime | None = None
 
 
@@ -82,15 +79,7 @@ def eth_sweepable(balance: int, fees: Fees, minimum: int) -> int:
     return value if value > 0 and value >= max(minimum, cost) else 0
 
 
-def watched(h: Holding, watcher_time: dt.datetime | None, margin: dt.timedelta) -> bool:
-    """Whether the watcher may still be following the address (see the module doc)."""
-    if h.watch_until is None or watcher_time is None:
-        return True
-    return h.watch_until + margin >= watcher_time
-
-
-def decide(h: Holding, network: Network, fees: Fees, hot: str, *, token_gas: int | None,
-           watcher_time: dt.datetime | None, margin: dt.timedelta) -> Decision:
+def decide(h: Holding, network: Network, fees: Fees, hot: str, *, token_gas: int | None) -> Decision:
     """The sweep of ``h`` this batch (``token_gas``: the node's estimate for the candidate
     token's transfer, None when there is no candidate)."""
     rules = network.custody_rules
@@ -101,9 +90,6 @@ def decide(h: Holding, network: Network, fees: Fees, hot: str, *, token_gas: int
         amount = int(h.balances[asset])
         gas = token_gas_limit(token_gas)
         need = top_up(gas, fees.max_fee, eth)
-        if need and watched(h, watcher_time, margin):
-            return Decision(h.address, None, "watched",
-                            defer_until=(h.watch_until + margin) if h.watch_until else None)
         others = [a for a in network.tokens if a != asset
                   and int(h.balances.get(a, 0)) >= max(1, rules.min_sweep_of(a))]
         eth_after = eth + need - gas * fees.max_fee

@@ -25,7 +25,10 @@ Finishing a record books its gas (``sweep_ledger``), emits ``custody.sweep.*`` /
 ``custody.cold_transfer.*``, frees the address's queue entry (again due if something remains;
 after a failure with exponential back-off, and an alert after repeated failures) or the cold
 lock. Sends happen after the commit; a duplicate delivery reads the same chain and changes
-nothing (a resend of known bytes is answered "already known").
+nothing (a resend of known bytes is answered "already known"). The mechanics of one transaction
+(which signing is mined, a lost nonce, when and how to replace, the hot wallet's nonces, the
+batched broadcast) are ``shared.chain.outgoing``'s, shared with refunds and withdrawals; this
+module is the sweep's state machine.
 """
 from __future__ import annotations
 
@@ -34,12 +37,13 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from shared.chain import outgoing
 from shared.chain.networks import Network, get_network
+from shared.chain.outgoing import broadcast_many
 from shared.chain.rpc import RpcError, RpcUnavailable
 from shared.custody import gas, sweep_ledger
 from shared.custody import sweep_models as M
 from shared.custody import sweep_records as R
-from shared.custody.broadcast import broadcast_many
 from shared.custody.sweep_keys import SweepKeys
 from shared.custody.sweep_settings import SweepSettings, sweep_settings
 from shared.custody.sweeps import rpc_for
@@ -47,7 +51,6 @@ from shared.ledger import service as ledger
 from shared.platform import logs
 from shared.platform.tasks import task_name
 from shared.platform.uow import run_unit
-from shared.refunds import hot_wallet
 
 _log = logs.get_logger(__name__)
 MAX_FINISHED_PER_UNIT = 20     # each finish books a ledger transfer: keep a commit well under 500
@@ -65,7 +68,7 @@ class ChainView:
 def observe(rpc, records: list[dict[str, Any]]) -> ChainView:
     """One batched request: head, fees, every sender's nonces, every signing's receipt."""
     senders = sorted({o["sender"].lower() for r in records for o in R.all_outgoing(r)})
-    hashes = [h for r in records for o in R.all_outgoing(r) for h in R.hashes(o)]
+    hashes = [h for r in records for o in R.all_outgoing(r) for h in outgoing.hashes(o)]
     calls = [("eth_blockNumber", []), *gas.fee_calls()]
     calls += [("eth_getTransactionCount", [s, tag]) for s in senders for tag in ("latest", "pending")]
     calls += [("eth_getTransactionReceipt", [h]) for h in hashes]
@@ -77,16 +80,6 @@ def observe(rpc, records: list[dict[str, Any]]) -> ChainView:
                      pending={s: int(out[4 + 2 * i], 16) for i, s in enumerate(senders)})
 
 
-def _mined(attempt: dict[str, Any], receipt: dict[str, Any]) -> dict[str, Any]:
-    return {"hash": attempt["hash"], "value": attempt["value"],
-            "block_number": int(receipt["blockNumber"], 16),
-            "block_hash": str(receipt.get("blockHash", "")).lower(),
-            "status": int(receipt.get("status") or "0x0", 16),
-            "gas_used": int(receipt.get("gasUsed") or "0x0", 16),
-            "effective_gas_price": str(int(receipt.get("effectiveGasPrice") or "0x0", 16)),
-            "fee": str(gas.fee_paid(receipt))}
-
-
 class Step:
     """Moves records of one batch along inside one unit (see the module doc)."""
 
@@ -95,66 +88,39 @@ class Step:
         self.uow, self.network, self.view, self.settings, self.keys = uow, network, view, settings, keys
         self.now = uow.now
         self.sends: list[str] = []
-        self._hot_next: int | None = None
-        self._hot_stored: dict[str, Any] | None = None
-        self._hot_address: str | None = None
+        self._nonces: outgoing.Nonces | None = None
 
     # --- chain facts ---------------------------------------------------------------------------
-    def _see(self, out: dict[str, Any]) -> None:
-        """Record which signing of ``out`` is mined (or that a mined one was reorged away)."""
-        for attempt in out["attempts"]:
-            receipt = self.view.receipts.get(attempt["hash"])
-            if receipt:
-                out["mined"] = _mined(attempt, receipt)
-                return
-        if out.get("mined"):
-            out["mined"] = None
-
     def _lost(self, out: dict[str, Any]) -> bool:
-        """Unmined while its sender's mined nonce count is past it: it can never be mined."""
-        return not out.get("mined") and self.view.latest.get(out["sender"].lower(), 0) > out["nonce"]
+        return outgoing.lost(out, self.view.latest.get(out["sender"].lower(), 0))
 
     def _due_for_bump(self, out: dict[str, Any]) -> bool:
-        since = max(t for t in (R.latest(out)["signed_at"], out.get("broadcast_at")) if t)
-        return (int(out.get("bumps") or 0) < self.settings.max_bumps
-                and self.now - since >= self.settings.bump_after)
+        return outgoing.due_for_bump(out, self.now, after=self.settings.bump_after,
+                                     max_bumps=self.settings.max_bumps)
 
     def _send(self, out: dict[str, Any]) -> None:
         out["broadcast_at"] = out.get("broadcast_at") or self.now
-        self.sends.append(R.latest(out)["raw"])
+        self.sends.append(outgoing.latest(out)["raw"])
 
     # --- signing -------------------------------------------------------------------------------
     def _resign(self, out: dict[str, Any], key: bytes, *, value: int, max_fee: int, tip: int) -> None:
-        tx = {**R.unsigned(out, self.network.chain_id), "value": value, "maxFeePerGas": max_fee,
-              "maxPriorityFeePerGas": tip}
-        raw, tx_hash = hot_wallet.sign(tx, key)
-        out["attempts"].append(R.signed(tx, raw, tx_hash, self.now))
-        out["bumps"] = int(out.get("bumps") or 0) + 1
+        outgoing.resign(out, key, self.network.chain_id, value=value, max_fee=max_fee, tip=tip,
+                        now=self.now)
 
     def _hot_nonce(self, hot: str) -> int:
         """The next hot-wallet nonce, reserved in the shared ``chain_nonces`` document."""
-        if self._hot_next is None:
-            ref = hot_wallet.nonce_ref(self.uow.db, self.network.name, hot)
-            snap = self.uow.get(ref)
-            self._hot_stored = snap.to_dict() if snap.exists else None
-            self._hot_next = hot_wallet.next_nonce((self._hot_stored or {}).get("next"),
-                                                   self.view.pending.get(hot.lower(), 0))
-            self._hot_address = hot
-        nonce = self._hot_next
-        self._hot_next += 1
-        return nonce
+        if self._nonces is None:
+            self._nonces = outgoing.Nonces(self.uow.db, self.network.name, hot)
+            self._nonces.load(self.uow.get(self._nonces.ref), self.view.pending.get(hot.lower(), 0))
+        return self._nonces.take()
 
     def write_hot_nonce(self) -> None:
-        if self._hot_address is None:
-            return
-        ref = hot_wallet.nonce_ref(self.uow.db, self.network.name, self._hot_address)
-        (self.uow.update if self._hot_stored is not None else self.uow.create)(ref, {
-            "next": self._hot_next, "network": self.network.name, "address": self._hot_address,
-            "updated_at": self.now})
+        if self._nonces is not None:
+            self._nonces.write(self.uow)
 
     def _bump(self, doc: dict[str, Any], out: dict[str, Any], *, top_up: bool) -> bool:
         """Replace ``out`` with higher fees (see the module doc). False when it cannot."""
-        last = R.latest(out)
+        last = outgoing.latest(out)
         old_max, old_tip = int(last["max_fee_per_gas"]), int(last["max_priority_fee_per_gas"])
         new_max, new_tip = gas.bumped(old_max, old_tip, self.view.fees)
         extra = out["gas"] * (new_max - old_max)
@@ -177,8 +143,7 @@ class Step:
         up = {"chainId": self.network.chain_id, "nonce": nonce, "to": doc["from"], "value": extra,
               "data": "0x", "gas": gas.ETH_TRANSFER_GAS, "maxFeePerGas": self.view.fees.max_fee,
               "maxPriorityFeePerGas": self.view.fees.tip}
-        raw, tx_hash = hot_wallet.sign(up, hot.key)
-        new = R.outgoing(up, raw, tx_hash, hot.address, self.now)
+        new = outgoing.sign_new(up, hot.key, hot.address, self.now)
         doc["top_ups"] = [*(doc.get("top_ups") or []), new]
         self._send(new)
         self._resign(out, key, value=0, max_fee=new_max, tip=new_tip)
@@ -196,7 +161,7 @@ class Step:
     def advance(self, doc: dict[str, Any]) -> dict[str, Any]:
         doc = copy.deepcopy(doc)
         for out in R.all_outgoing(doc):
-            self._see(out)
+            outgoing.see(out, self.view.receipts)
         tx, ups = doc["tx"], doc.get("top_ups") or []
         if doc["status"] == R.FUNDING:
             if tx.get("mined"):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.chain.outgoing import latest  # noqa: F401  (re-exported: the latest signing)
 from shared.platform.ids import derived_id
 
 SWEEPS = "chain_sweeps"
@@ -67,40 +68,9 @@ def cursor_ref(db, network: str):
 
 
 # --- signed transactions ------------------------------------------------------------------------
-def signed(tx: dict[str, Any], raw: str, tx_hash: str, now) -> dict[str, Any]:
-    """One signing of a transaction (the first, or a replacement with higher fees)."""
-    return {"hash": tx_hash, "raw": raw, "value": str(int(tx["value"])),
-            "max_fee_per_gas": str(tx["maxFeePerGas"]),
-            "max_priority_fee_per_gas": str(tx["maxPriorityFeePerGas"]), "signed_at": now}
-
-
-def outgoing(tx: dict[str, Any], raw: str, tx_hash: str, sender: str, now) -> dict[str, Any]:
-    """A transaction the record will send: its fixed fields and its signings (``attempts``)."""
-    return {"nonce": int(tx["nonce"]), "sender": sender, "to": tx["to"], "data": tx["data"],
-            "gas": int(tx["gas"]), "attempts": [signed(tx, raw, tx_hash, now)], "bumps": 0,
-            "mined": None}
-
-
-def latest(out: dict[str, Any]) -> dict[str, Any]:
-    return out["attempts"][-1]
-
-
-def unsigned(out: dict[str, Any], chain_id: int, attempt: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The transaction fields of ``out`` at ``attempt`` (default: the latest), to re-sign."""
-    a = attempt or latest(out)
-    return {"chainId": chain_id, "nonce": out["nonce"], "to": out["to"], "data": out["data"],
-            "gas": out["gas"], "value": int(a["value"]), "maxFeePerGas": int(a["max_fee_per_gas"]),
-            "maxPriorityFeePerGas": int(a["max_priority_fee_per_gas"])}
-
-
-def hashes(out: dict[str, Any]) -> list[str]:
-    return [a["hash"] for a in out["attempts"]]
-
-
-def attempt_of(out: dict[str, Any], tx_hash: str) -> dict[str, Any] | None:
-    return next((a for a in out["attempts"] if a["hash"] == tx_hash), None)
-
-
+# A record's transactions (``tx``, each of ``top_ups``) are ``shared.chain.outgoing`` records:
+# ``{nonce, sender, to, data, gas, attempts, bumps, mined}``, plus ``broadcast_at`` (None while a
+# token sweep waits for its top-up).
 def all_outgoing(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Every transaction of a record: its top-ups, then the transfer."""
     return [*(doc.get("top_ups") or []), doc["tx"]]

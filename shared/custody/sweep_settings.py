@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from shared.chain.outgoing import BUMP_AFTER, MAX_BUMPS
+
 
 @dataclasses.dataclass(frozen=True)
 class SweepSettings:
@@ -14,12 +16,8 @@ class SweepSettings:
     batch_size: int = 50
     batches_per_run: int = 4            # per network and scheduled run (every 10 minutes)
     scan_blocks: int = 5_000            # chain_transfers block range read per run (catching up)
-    # a top-up is plain ether to the deposit address: while the watcher still follows the
-    # address it would be recorded as a (wrong-asset) payment; sweeps that need one wait until
-    # the watcher's cursor is this far past the address's watch window (full refresh + lag)
-    watch_margin: dt.timedelta = dt.timedelta(minutes=10)
-    bump_after: dt.timedelta = dt.timedelta(minutes=3)   # unmined this long: replace (+12.5%)
-    max_bumps: int = 6
+    bump_after: dt.timedelta = BUMP_AFTER   # unmined this long: replace (+12.5%)
+    max_bumps: int = MAX_BUMPS
     poll_delay_s: float = 0.0           # 0: the network's block time
     max_poll_delay_s: float = 60.0
     in_flight_check: dt.timedelta = dt.timedelta(hours=1)  # nudge a batch whose poll went quiet

@@ -36,12 +36,12 @@ from typing import Any
 
 from google.cloud.firestore_v1 import FieldFilter
 
-from shared.chain import hd
+from shared.chain import hd, outgoing
 from shared.chain.networks import Network
+from shared.chain.outgoing import broadcast_many
 from shared.chain.rpc import RpcClient, RpcError, RpcUnavailable
 from shared.custody import cold, gas, sweep_plan
 from shared.custody import sweep_records as R
-from shared.custody.broadcast import broadcast_many
 from shared.custody.sweep_keys import SweepKeys
 from shared.custody.sweep_models import NetworkSweepRun
 from shared.custody.sweep_settings import SweepSettings, sweep_settings
@@ -49,7 +49,6 @@ from shared.payments import deposit
 from shared.platform import logs
 from shared.platform.tasks import task_name
 from shared.platform.uow import run_unit
-from shared.refunds import hot_wallet
 
 _log = logs.get_logger(__name__)
 WATCHER_CURSORS = "chain_cursors"
@@ -59,8 +58,7 @@ DISCOVER_CHUNK = 400                   # queue entries written per discovery uni
 
 
 def rpc_for(deps: Any, network: Network) -> RpcClient:
-    return deps.get(f"custody.rpc:{network.name}",
-                    lambda: RpcClient(network.name, network.rpc_urls))
+    return outgoing.rpc_for(deps, network, scope="custody")
 
 
 def slot(now: dt.datetime) -> str:
@@ -118,8 +116,7 @@ def run(deps: Any, network: Network, *, run_key: str | None = None,
         stats.discovered = discover(deps, network, final, settings)
         keys = SweepKeys(deps, network.livemode)
         for seq in range(settings.batches_per_run):
-            if not plan_batch(deps, network, rpc, keys, key, seq, final, wcur.get("block_time"),
-                              settings, stats):
+            if not plan_batch(deps, network, rpc, keys, key, seq, final, settings, stats):
                 break
     except (RpcUnavailable, RpcError) as exc:
         stats.status = "rpc_unavailable"
@@ -179,8 +176,7 @@ def discover(deps: Any, network: Network, final: int, settings: SweepSettings) -
             else:
                 uow.create(qref, {
                     "network": name, "address": w["address"], "livemode": network.livemode,
-                    "index": int(w["derivation"]["index"]), "watch_until": w.get("watch_until"),
-                    "due_at": uow.now, "in_flight": None, "failures": 0, "remaining": False,
+                    "index": int(w["derivation"]["index"]), "due_at": uow.now, "in_flight": None, "failures": 0, "remaining": False,
                     "touched_at": uow.now, "created_at": uow.now, "updated_at": uow.now})
         if last:
             uow.set(cref, {"network": name, "block": end, "updated_at": uow.now}, merge=True)
@@ -228,8 +224,7 @@ def read_chain(rpc, network: Network, hot: str, entries: list[dict[str, Any]],
     for e in entries:
         balances = {network.native_asset: _q(out[k + 1]),
                     **{a: _q(out[k + 2 + i]) for i, a in enumerate(assets)}}
-        holdings.append(sweep_plan.Holding(e["address"], int(e["index"]), e.get("watch_until"),
-                                           balances, _q(out[k])))
+        holdings.append(sweep_plan.Holding(e["address"], int(e["index"]), balances, _q(out[k])))
         k += 2 + len(assets)
     return Reading(fees, _q(out[2]), hot_balances, holdings)
 
@@ -260,8 +255,7 @@ def _transfer_call(sender: str, token: str, to: str, amount: int) -> dict[str, A
 
 
 def plan_batch(deps: Any, network: Network, rpc, keys: SweepKeys, run_key: str, seq: int,
-               final: int, watcher_time: dt.datetime | None, settings: SweepSettings,
-               stats: Stats) -> bool:
+               final: int, settings: SweepSettings, stats: Stats) -> bool:
     """Plan, sign, record and send one batch. False when there was nothing left to do."""
     db, name, now = deps.db, network.name, deps.clock.now()
     bid = R.batch_id(name, run_key, seq)
@@ -301,15 +295,14 @@ def plan_batch(deps: Any, network: Network, rpc, keys: SweepKeys, run_key: str, 
                                             rules.cold_address, cold.excess(bal, cap, rules.target(asset))))
                 owners.append(("cold", asset))
     estimates = dict(zip(owners, estimate(rpc, calls)))
-    margin, retry_at = settings.watch_margin, now + settings.retry_after
+    retry_at = now + settings.retry_after
     decisions = []
     for h in reading.holdings:
         token_gas = estimates.get(("sweep", h.address))
         if cands[h.address] and token_gas is None:
             decisions.append(sweep_plan.Decision(h.address, None, "estimate_failed", retry_at))
             continue
-        decisions.append(sweep_plan.decide(h, network, fees, hot.address, token_gas=token_gas,
-                                           watcher_time=watcher_time, margin=margin))
+        decisions.append(sweep_plan.decide(h, network, fees, hot.address, token_gas=token_gas))
     decisions, reserved = sweep_plan.fund(decisions, reading.hot_balances[network.native_asset],
                                           fees, reserve=0, retry_at=retry_at)
     colds = cold.plan(network, reading.hot_balances, fees, reserved=reserved,
@@ -322,23 +315,21 @@ def plan_batch(deps: Any, network: Network, rpc, keys: SweepKeys, run_key: str, 
 
     def unit(uow) -> tuple[list[dict[str, Any]], collections.Counter]:
         deferred: collections.Counter = collections.Counter()
-        hot_ref = hot_wallet.nonce_ref(uow.db, name, hot.address)
+        hot_nonces = outgoing.Nonces(uow.db, name, hot.address)
         cref = R.cursor_ref(uow.db, name)
         qrefs = {a: R.queue_ref(uow.db, name, a) for a in entries}
         planned = [d for d in decisions if d.plan is not None]
-        nrefs = {d.address: hot_wallet.nonce_ref(uow.db, name, d.address) for d in planned}
-        snaps = uow.get_all([bref, hot_ref, cref, *qrefs.values(), *nrefs.values()])
+        nrefs = {d.address: outgoing.nonce_ref(uow.db, name, d.address) for d in planned}
+        snaps = uow.get_all([bref, hot_nonces.ref, cref, *qrefs.values(), *nrefs.values()])
         if snaps[bref.path].exists:
             return [], deferred
-        stored = snaps[hot_ref.path].to_dict() if snaps[hot_ref.path].exists else None
-        hot_next = first_hot = hot_wallet.next_nonce(stored and stored.get("next"), reading.hot_nonce)
+        hot_nonces.load(snaps[hot_nonces.ref.path], reading.hot_nonce)
         records: list[dict[str, Any]] = []
 
         def sign(tx: dict[str, Any], key: bytes, sender: str) -> dict[str, Any]:
             tx = {**tx, "chainId": network.chain_id, "maxFeePerGas": fees.max_fee,
                   "maxPriorityFeePerGas": fees.tip}
-            raw, tx_hash = hot_wallet.sign(tx, key)
-            out = R.outgoing(tx, raw, tx_hash, sender, uow.now)
+            out = outgoing.sign_new(tx, key, sender, uow.now)
             out["broadcast_at"] = uow.now
             return out
 
@@ -367,9 +358,8 @@ def plan_batch(deps: Any, network: Network, rpc, keys: SweepKeys, run_key: str, 
                 continue
             ups = []
             if p.top_up:
-                ups.append(sign({"nonce": hot_next, "to": p.address, "value": p.top_up,
+                ups.append(sign({"nonce": hot_nonces.take(), "to": p.address, "value": p.top_up,
                                  "data": "0x", "gas": gas.ETH_TRANSFER_GAS}, hot.key, hot.address))
-                hot_next += 1
             nonce = holdings[p.address].nonce
             tx = sign({"nonce": nonce, "to": p.to, "value": p.value, "data": p.data,
                        "gas": p.gas}, key, p.address)
@@ -389,9 +379,8 @@ def plan_batch(deps: Any, network: Network, rpc, keys: SweepKeys, run_key: str, 
         for c in colds:
             if c.asset in cold_flight:
                 continue
-            tx = sign({"nonce": hot_next, "to": c.to, "value": c.value, "data": c.data,
+            tx = sign({"nonce": hot_nonces.take(), "to": c.to, "value": c.value, "data": c.data,
                        "gas": c.gas}, hot.key, hot.address)
-            hot_next += 1
             sid = R.sweep_id(name, hot.address, c.asset, bid)
             records.append(_record(sid, R.COLD, network, bid, c.asset, c.token, hot.address,
                                    rules.cold_address, c.amount, None, [], tx, uow.now))
@@ -402,9 +391,7 @@ def plan_batch(deps: Any, network: Network, rpc, keys: SweepKeys, run_key: str, 
             uow.schedule_task(queue=R.TASK_QUEUE, function=R.TASK_FUNCTION, path=R.POLL_PATH,
                               body={"batch_id": d["in_flight"]},
                               name=task_name("sweep-nudge", project, d["in_flight"], run_key))
-        if hot_next != first_hot:
-            (uow.update if stored is not None else uow.create)(hot_ref, {
-                "next": hot_next, "network": name, "address": hot.address, "updated_at": uow.now})
+        hot_nonces.write(uow)
         if any(r["kind"] == R.COLD for r in records):
             uow.set(cref, {"network": name, "cold_in_flight": cold_flight,
                            "updated_at": uow.now}, merge=True)
@@ -438,7 +425,7 @@ def first_sends(records: list[dict[str, Any]]) -> list[str]:
                                                 *([r["tx"]] if r["kind"] == R.COLD else []))],
                  key=lambda o: o["nonce"])
     own = [r["tx"] for r in records if r["kind"] == R.SWEEP and not r.get("top_ups")]
-    return [R.latest(o)["raw"] for o in (*hot, *own)]
+    return [outgoing.latest(o)["raw"] for o in (*hot, *own)]
 
 
 def _record(sid: str, kind: str, network: Network, bid: str, asset: str, token: str | None,

@@ -11,7 +11,8 @@ revenue not yet withdrawn (409 ``insufficient_treasury_balance``). The proposal 
 (pending transfer) at once, so concurrent proposals cannot promise the same revenue twice; the
 hold is posted when the transaction is confirmed and voided when the withdrawal fails or is
 canceled (ids derived from the withdrawal: a replay posts or voids nothing twice). The gas is
-paid by the hot wallet, as for refunds, and recorded on the withdrawal (not booked yet).
+paid by the hot wallet and booked when its transaction is mined, ``network_fees`` → ``external``
+as for refunds and sweeps (``withdrawal_chain``, ``shared.chain.outgoing.gas_booking``).
 
 Every state change is ONE unit of work holding the withdrawal, the ledger writes, one audit
 record (``custody.audit``), the event and the next timer. Timers (Cloud Tasks, queue

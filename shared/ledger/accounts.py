@@ -34,8 +34,8 @@ WALLET_SHARDS = 4
 #  rewards         a funded pool; must not go below zero.
 #  settlement      per merchant (key = merchant id): credited by every payment (hot), paid out
 #                  rarely, must not go below zero.
-#  network_fees    gas Payloom pays to move its own crypto (sweeps, top-ups, cold transfers:
-#                  ADR 0038); an expense, debited by every sweep → hot, blind increments.
+#  network_fees    gas Payloom pays to move crypto (sweeps, top-ups, cold transfers, refunds,
+#                  withdrawals: ADR 0038); an expense debited by each → hot, blind increments.
 SYSTEM_KINDS: dict[str, tuple[AccountFlags, int]] = {
     "topup_clearing": (AccountFlags(hot=True), DEFAULT_HOT_SHARDS),
     "external": (AccountFlags(hot=True), DEFAULT_HOT_SHARDS),
@@ -47,7 +47,7 @@ SYSTEM_KINDS: dict[str, tuple[AccountFlags, int]] = {
     # test mode's play money: funds test-mode wallet payments so they never touch a real
     # wallet (ADR 0031); unlimited, key "test" only
     "test_faucet": (AccountFlags(hot=True), DEFAULT_HOT_SHARDS),
-    "network_fees": (AccountFlags(hot=True), DEFAULT_HOT_SHARDS),   # gas paid by custody (ADR 0038)
+    "network_fees": (AccountFlags(hot=True), DEFAULT_HOT_SHARDS),   # gas we pay (ADR 0038)
 }
 
 

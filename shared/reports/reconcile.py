@@ -41,7 +41,7 @@ SWEEPS (ADR 0038): ``swept`` is what Payloom's own sweeps moved out of the addre
 asset, from the ``chain_sweeps`` records whose transaction was mined in a block ≤ B: the value or
 token amount of a successful transfer, plus (native asset) the fee of every mined transaction
 the address sent, minus the gas top-ups the hot wallet sent it (ether IN, outside the watcher's
-sight by design: sweeps that need one wait until the watcher has left the address). Exact, from
+sight by design: the watcher ignores native transfers from the hot wallet, ADR 0038). Exact, from
 the receipts: the unspent part of a gas reservation stays on the address and is explained.
 
 WHO may spend: only Payloom's sweeps may send from a custodial address (Payloom's tree). Its

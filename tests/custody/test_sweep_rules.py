@@ -89,13 +89,12 @@ def test_top_up_is_exactly_the_missing_gas_and_fee_paid_is_exact():
 
 
 # --- one address ------------------------------------------------------------------------------------
-def holding(watch_until=NOW - dt.timedelta(days=3), **balances):
-    return sweep_plan.Holding(Account.create().address, 7, watch_until, balances, nonce=0)
+def holding(**balances):
+    return sweep_plan.Holding(Account.create().address, 7, balances, nonce=0)
 
 
-def decide(h, net=None, token_gas=51_555, watcher_time=NOW):
-    return sweep_plan.decide(h, net or network(), FEES, HOT, token_gas=token_gas,
-                             watcher_time=watcher_time, margin=dt.timedelta(minutes=10))
+def decide(h, net=None, token_gas=51_555):
+    return sweep_plan.decide(h, net or network(), FEES, HOT, token_gas=token_gas)
 
 
 def test_ether_sweeps_the_balance_less_the_gas_reservation():
@@ -129,15 +128,11 @@ def test_a_token_sweep_gets_exactly_the_gas_it_lacks():
     assert rich.asset == "PPT" and rich.top_up == 0 and rich.remaining    # asset order, then more
 
 
-def test_a_top_up_waits_until_the_watcher_has_left_the_address():
-    fresh = holding(watch_until=NOW - dt.timedelta(minutes=5), USDC=10)
-    d = decide(fresh)
-    assert d.plan is None and d.reason == "watched"
-    assert d.defer_until == fresh.watch_until + dt.timedelta(minutes=10)
-    assert decide(fresh, watcher_time=NOW + dt.timedelta(minutes=6)).plan is not None
-    # an ether-only sweep needs no top-up: it runs inside the window
-    assert decide(holding(watch_until=NOW + dt.timedelta(days=1), ETH=10**18),
-                  token_gas=None).plan is not None
+def test_a_token_sweep_with_a_top_up_is_planned_at_once():
+    """The watcher does not take the hot wallet's top-up for a payment (ADR 0038), so a token
+    sweep no longer waits for the address's watch window to close."""
+    d = decide(holding(USDC=10))
+    assert d.reason == "planned" and d.plan.top_up > 0 and d.defer_until is None
 
 
 def test_the_hot_wallet_funds_top_ups_in_order_while_it_can():

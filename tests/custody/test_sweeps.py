@@ -1,7 +1,7 @@
 """Sweeps on a real anvil, with payments made through the real flow (crypto chosen over HTTP,
 paid on chain, the watcher, the payments consumer, the ledger): final deposits of custodial
-addresses reach the hot wallet (ether at once, tokens once the watcher has left the address,
-with a gas top-up of exactly what is missing), in type-2 transactions; nothing moves before
+addresses reach the hot wallet as soon as they are final (tokens with a gas top-up of exactly
+what is missing, which the watcher does not take for a payment), in type-2 transactions; nothing moves before
 finality or from a merchant's xpub address; gas is booked once; reconciliation stays exact
 and still finds a spend no sweep explains."""
 from __future__ import annotations
@@ -162,19 +162,16 @@ def test_final_deposits_reach_the_hot_wallet_with_exact_top_ups(custody, chain):
 
     c.final()
     first = c.sweep("r1")
-    # the ether sweeps at once; the token address is still watched: its top-up would look
-    # like a (wrong-asset) payment to the watcher, so it waits for the window to close
-    assert (first.discovered, first.planned, first.deferred) == (2, 1, {"watched": 1})
+    # both sweep as soon as the money is final, the token one while its address is still
+    # watched: its gas top-up comes from the hot wallet, which the watcher does not take for
+    # a payment (before, it waited for the watch window to close)
+    assert (first.discovered, first.planned, first.deferred) == (2, 2, {})
     e = c.record(eth["address"])
     assert e["status"] == R.SENDING and e["asset"] == "ETH" and e["top_ups"] == []
     signed = R.latest(e["tx"])
     assert int(signed["value"]) == 5 * 10**17 - ETH_TRANSFER_GAS * int(signed["max_fee_per_gas"])
     assert tx_of(chain, signed["hash"])["type"] == "0x2"
 
-    c.close_window(usdc["address"])
-    c.shop.sync()
-    second = c.sweep("r2")
-    assert (second.planned, second.deferred) == (1, {})
     u = c.record(usdc["address"])
     assert u["status"] == R.FUNDING and u["asset"] == "USDC" and u["amount"] == "25000000"
     [up] = u["top_ups"]
@@ -182,8 +179,10 @@ def test_final_deposits_reach_the_hot_wallet_with_exact_top_ups(custody, chain):
     assert int(R.latest(up)["value"]) == u["tx"]["gas"] * int(R.latest(u["tx"])["max_fee_per_gas"])
     assert up["sender"] == c.hot and tx_of(chain, R.latest(up)["hash"])["type"] == "0x2"
     assert receipt(chain, R.latest(u["tx"])["hash"]) is None   # sent once the top-up is mined
-
-    c.drive(*first.batches, *second.batches)
+    window = c.deps.db.collection("deposit_addresses").document(
+        f"anvil:{usdc['address'].lower()}").get().to_dict()["watch_until"]
+    assert window > c.deps.clock.now()                        # the window is still open
+    c.drive(*first.batches)
     e, u = c.record(eth["address"]), c.record(usdc["address"])
     assert e["status"] == u["status"] == R.SUCCEEDED
     assert tx_of(chain, u["tx"]["mined"]["hash"])["type"] == "0x2"
@@ -203,17 +202,23 @@ def test_final_deposits_reach_the_hot_wallet_with_exact_top_ups(custody, chain):
         assert r["ledger_transfer"] == sweep_ledger.fee_transfer_id(r["id"])
     assert fees_booked(c.deps) == sum(int(r["fee"]) // GWEI for r in (e, u))
     assert c.events() == ["custody.sweep.succeeded", "custody.sweep.succeeded"]
-    for b in (*first.batches, *second.batches):
+    for b in first.batches:
         assert sweep_poll.poll(c.deps, b) == "done"
     assert fees_booked(c.deps) == sum(int(r["fee"]) // GWEI for r in (e, u))
     assert_ledger_clean(c.deps)
     assert c.deps.db.collection(R.QUEUE).get() == []          # nothing left to sweep
 
-    # the top-up was never taken for a payment; reconciliation explains every unit
+    # the top-up, mined inside the watch window, was never taken for a payment: no transfer
+    # recorded, no receipt, no event; reconciliation explains every unit
     c.shop.sync()
+    assert c.shop.watcher.stats.own == 1
     seen = c.deps.db.collection("chain_transfers").where(
         filter=firestore.FieldFilter("to", "==", usdc["address"].lower())).get()
     assert len(seen) == 1 and not (c.shop.doc(pi_usdc)["crypto"].get("unmatched") or [])
+    receipts = c.deps.db.collection("crypto_receipts").where(
+        filter=firestore.FieldFilter("intent_id", "==", pi_usdc)).get()
+    assert [r.to_dict()["tx_hash"] for r in receipts] == [seen[0].to_dict()["tx_hash"]]
+    assert c.events("payment_intent.payment_unmatched") == []
     run = reconcile.run_network(c.deps, c.net, run_key="after-sweeps")
     assert run.status == "completed" and run.discrepancies == 0, c.deps.db.collection(
         reconcile.RUNS).document(reconcile.run_id("anvil", "after-sweeps")).get().to_dict()["items"]

@@ -11,6 +11,7 @@ import threading
 import pytest
 from eth_account import Account
 
+from shared.chain import outgoing
 from shared.chain.networks import load_networks
 from shared.custody import audit, withdrawal_chain
 from shared.custody import withdrawals as wd
@@ -158,8 +159,8 @@ def test_eight_concurrent_approvals_execute_once(deps, chain, treasury, custody_
     assert len(sends) == 1                                      # one commit reached M
     # the send task delivered four times at once: one signature, one transaction
     raws = []
-    real = crypto.broadcast
-    monkeypatch.setattr(crypto, "broadcast", lambda rpc_, raw: raws.append(raw) or real(rpc_, raw))
+    real = outgoing.broadcast
+    monkeypatch.setattr(outgoing, "broadcast", lambda rpc_, raw: raws.append(raw) or real(rpc_, raw))
     barrier4 = threading.Barrier(4)
     outcomes = []
 
@@ -191,7 +192,7 @@ def test_a_crash_between_sign_and_broadcast_is_healed_with_the_same_bytes(
     to = Account.create().address
     w = custody_api.post(WITHDRAWALS, json={"network": "anvil", "asset": "ETH", "amount": GWEI // 10,
                                             "destination": to}, headers=staff.headers(0)).get_json()
-    monkeypatch.setattr(crypto, "broadcast", crash)
+    monkeypatch.setattr(outgoing, "broadcast", crash)
     with pytest.raises(RuntimeError):
         withdrawal_chain.send(deps, w["id"])
     monkeypatch.undo()
@@ -218,7 +219,7 @@ def test_a_reverted_transfer_fails_and_releases(deps, chain, treasury, custody_a
     ids = [custody_api.post(WITHDRAWALS, json={"network": "anvil", "asset": "USDC",
                                                "amount": 2_000_000, "destination": to},
                             headers=staff.headers(0)).get_json()["id"] for to in (to_a, to_b)]
-    monkeypatch.setattr(crypto, "broadcast", crash)
+    monkeypatch.setattr(outgoing, "broadcast", crash)
     with pytest.raises(RuntimeError):
         withdrawal_chain.send(deps, ids[0])                    # nonce 0: signed, not sent
     monkeypatch.undo()

@@ -13,7 +13,7 @@ import pytest
 import requests
 from eth_account import Account
 
-from shared.chain import hd, tokens
+from shared.chain import hd, outgoing, tokens
 from shared.chain.networks import load_networks
 from shared.ledger import accounts
 from shared.payments import intents, settlement
@@ -182,7 +182,7 @@ def test_eth_refund_partial_then_full_tasks_twice_pay_once(deps, chain, shop, re
     assert crypto.send(deps, second["id"]) == "sent"
     sent = {k: v - before[k] for k, v in client.counters.items()}
     # measured: one batch (nonce, head block, tip, balance) and the gas estimate through the
-    # client, plus the broadcast (sent directly: see crypto.broadcast)
+    # client, plus the broadcast (sent directly: see outgoing.broadcast)
     assert sent == {"http_calls": 2, "rpc_requests": 5}, sent
     doc2 = refund_doc(deps, second["id"])
     assert doc2["chain"]["nonce"] == 1
@@ -209,14 +209,14 @@ def test_crash_between_commit_and_broadcast_is_healed_with_the_same_bytes(
     receiver = Account.create().address
     rid = refunds.post(URL, json={"payment_intent": pi["id"], "amount": 100_000_000,
                                   "address": receiver}, headers=m.headers()).get_json()["id"]
-    real = crypto.broadcast
+    real = outgoing.broadcast
 
     def crash(*_a, **_k):
         raise RuntimeError("process died after the commit")
-    monkeypatch.setattr(crypto, "broadcast", crash)
+    monkeypatch.setattr(outgoing, "broadcast", crash)
     with pytest.raises(RuntimeError):
         crypto.send(deps, rid)
-    monkeypatch.setattr(crypto, "broadcast", real)
+    monkeypatch.setattr(outgoing, "broadcast", real)
     stored = refund_doc(deps, rid)["chain"]
     assert stored["raw"] and rpc(chain, "eth_getTransactionReceipt", stored["hash"]) is None
     assert eth_balance(chain, receiver) == 0
@@ -326,12 +326,12 @@ def test_reverted_and_replaced_transactions_fail_and_release(deps, chain, shop, 
     def crash(*_a, **_k):
         raise RuntimeError("process died after the commit")
 
-    real = crypto.broadcast
+    real = outgoing.broadcast
     ra, rb = refund(to_a, 2_000_000), refund(to_b, 2_000_000)
-    monkeypatch.setattr(crypto, "broadcast", crash)
+    monkeypatch.setattr(outgoing, "broadcast", crash)
     with pytest.raises(RuntimeError):
         crypto.send(deps, ra)                                   # nonce 0, signed, not sent
-    monkeypatch.setattr(crypto, "broadcast", real)
+    monkeypatch.setattr(outgoing, "broadcast", real)
     assert crypto.send(deps, rb) == "sent"                      # nonce 1: waits behind the gap
     a, b = refund_doc(deps, ra)["chain"], refund_doc(deps, rb)["chain"]
     assert (a["nonce"], b["nonce"]) == (0, 1)
@@ -351,10 +351,10 @@ def test_reverted_and_replaced_transactions_fail_and_release(deps, chain, shop, 
 
     # the nonce of a signed refund taken by another transaction from the hot wallet
     rc = refund(to_c, 1_000_000)
-    monkeypatch.setattr(crypto, "broadcast", crash)
+    monkeypatch.setattr(outgoing, "broadcast", crash)
     with pytest.raises(RuntimeError):
         crypto.send(deps, rc)
-    monkeypatch.setattr(crypto, "broadcast", real)
+    monkeypatch.setattr(outgoing, "broadcast", real)
     assert refund_doc(deps, rc)["chain"]["nonce"] == 2
     rpc(chain, "anvil_impersonateAccount", hot)
     try:

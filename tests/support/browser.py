@@ -1,7 +1,9 @@
 """Browser fixtures: Debian's Chromium driven by Playwright (never a downloaded browser).
 
-- ``chromium``: one headless browser per test session (``/usr/bin/chromium``, or
-  ``PAYLOOM_CHROMIUM``), started with the flags this machine's closed network needs;
+- ``chromium``: one headless browser per test module (``/usr/bin/chromium``, or
+  ``PAYLOOM_CHROMIUM``), started with the flags this machine's closed network needs. Module,
+  not session, scope: Playwright's sync API keeps an asyncio loop marked running in the main
+  thread while it is started, and later tests that call ``asyncio.run`` would fail;
 - ``browser_page``: a fresh context and page per test; console errors, page errors and CSP
   violations are collected on ``page.problems`` so a test can assert there are none;
 - ``screenshot(page, name)``: saves ``test-artifacts/screenshots/<test>/<name>.png``;
@@ -31,7 +33,7 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
