@@ -1,6 +1,7 @@
 """messages: the SMS relay network (issue 11; ADR 0043, 0044)."""
 import functions_framework
 
+import shared.platform.secrets_at_rest  # noqa: F401  (seals clients' callback secrets: the KMS role)
 from shared.identity.sessions.authn import identity_authenticator
 from shared.platform.entry import boot
 from shared.relay.http import messages

@@ -20,6 +20,14 @@ Serves, on 127.0.0.1 only:
 * ``DELETE /_inbox``: clears the inbox, the per-token attempt counts and the "already failed
   once" memory of ``unavailable`` tokens.
 * ``GET /_health``: ``{"status": "ok"}``.
+* Forwards, so simulated phones receive their pushes as a real phone would (the phone fleet,
+  ``infra/local/phone_fleet.py``): ``PUT /_forwards`` with ``{"prefix": P, "url": U}`` makes
+  every message delivered to a token starting with ``P`` (the longest matching prefix wins)
+  also be POSTed, as its inbox entry in JSON, to ``U`` (a loopback URL) from a background
+  thread, best effort (one try, 5 s timeout; the inbox keeps the message either way).
+  ``GET /_forwards`` lists them, ``DELETE /_forwards?prefix=P`` removes one. In process,
+  ``server.forward(P, callable_or_url)`` does the same (a callable gets the entry).
+  ``DELETE /_inbox`` does not remove forwards.
 
 firebase-admin is pointed here by infra/local/fcm_wiring.py, and only there.
 
@@ -33,10 +41,12 @@ import json
 import logging
 import re
 import secrets
+import threading
 import time
+import urllib.request
 from datetime import datetime, timezone
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
 
 from infra.local.simserver import HOST  # noqa: F401 - kept as part of this module's API
 from infra.local.simserver import InboxServer, LoopbackHandler, serve_cli, start_in_thread
@@ -70,6 +80,39 @@ class FcmSimServer(InboxServer):
     def __init__(self, port: int = 0) -> None:
         super().__init__(port, _Handler)
         self._attempts: dict[str, int] = {}
+        self._forwards: dict[str, str | Callable[[dict[str, Any]], Any]] = {}
+
+    # -- forwards -------------------------------------------------------------------------
+    def forward(self, prefix: str, target: str | Callable[[dict[str, Any]], Any]) -> None:
+        """Also hand every message for a token starting with ``prefix`` to ``target`` (a
+        loopback URL that gets the entry POSTed as JSON, or a callable)."""
+        if not prefix:
+            raise ValueError("a forward needs a non-empty token prefix")
+        if isinstance(target, str) and not _is_loopback_url(target):
+            raise ValueError("forwards only go to http://127.0.0.1 or http://localhost")
+        with self._lock:
+            self._forwards[prefix] = target
+
+    def unforward(self, prefix: str) -> None:
+        with self._lock:
+            self._forwards.pop(prefix, None)
+
+    def forwards(self) -> dict[str, str]:
+        with self._lock:
+            return {p: t if isinstance(t, str) else repr(t) for p, t in self._forwards.items()}
+
+    def _deliver(self, *entries: dict[str, Any]) -> None:
+        super()._deliver(*entries)
+        for entry in entries:
+            target = self._forward_for(entry.get("token") or "")
+            if target is not None:
+                threading.Thread(target=_hand_over, args=(target, entry), daemon=True,
+                                 name="fcm-forward").start()
+
+    def _forward_for(self, token: str):
+        with self._lock:
+            matches = [p for p in self._forwards if token.startswith(p)]
+            return self._forwards[max(matches, key=len)] if matches else None
 
     def inbox(self, token: str | None = None) -> list[dict[str, Any]]:
         return super().inbox(token)
@@ -86,6 +129,26 @@ class FcmSimServer(InboxServer):
     def _count_attempt(self, token: str) -> None:
         with self._lock:
             self._attempts[token] = self._attempts.get(token, 0) + 1
+
+
+def _is_loopback_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
+
+
+def _hand_over(target, entry: dict[str, Any]) -> None:
+    """Give one delivered message to its forward (never raises: a phone that is down just
+    misses it, as a real one would until FCM redelivers)."""
+    try:
+        if callable(target):
+            target(entry)
+            return
+        req = urllib.request.Request(target, data=json.dumps(entry).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            resp.read()
+    except Exception:  # noqa: BLE001
+        log.debug("forward of an FCM message failed", exc_info=True)
 
 
 def _error_body(
@@ -221,15 +284,38 @@ class _Handler(LoopbackHandler):
     json_content_type = "application/json; charset=UTF-8"
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        path = urlsplit(self.path).path
+        if path == "/_forwards":
+            self.json_response(200, self.server.forwards())
+            return
         if not self.serve_inbox_get():
-            path = urlsplit(self.path).path
             self.json_response(404, _error_body(404, "NOT_FOUND", f"No route for GET {path}"))
 
     def do_DELETE(self) -> None:  # noqa: N802
+        url = urlsplit(self.path)
+        if url.path == "/_forwards":
+            self.read_body()
+            prefix = (parse_qs(url.query).get("prefix") or [""])[0]
+            self.server.unforward(prefix)
+            self.json_response(200, self.server.forwards())
+            return
         if not self.serve_inbox_delete():
             self.json_response(
                 404, _error_body(404, "NOT_FOUND", f"No route for DELETE {self.path}")
             )
+
+    def do_PUT(self) -> None:  # noqa: N802
+        raw = self.read_body()
+        if urlsplit(self.path).path != "/_forwards":
+            self.json_response(404, _error_body(404, "NOT_FOUND", f"No route for PUT {self.path}"))
+            return
+        try:
+            body = json.loads(raw or b"null")
+            self.server.forward(str(body["prefix"]), str(body["url"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            self.json_response(*_invalid(f"PUT /_forwards takes {{prefix, url}}: {exc}"))
+            return
+        self.json_response(200, self.server.forwards())
 
     def do_POST(self) -> None:  # noqa: N802
         raw = self.read_body()

@@ -152,6 +152,7 @@ class Ports:
     stripe: int = 9325
     webhooks: int = 9326
     prices: int = 9327
+    fleet: int = 9328
 
     @classmethod
     def free(cls) -> "Ports":
@@ -206,6 +207,14 @@ SIMULATORS: dict[str, Simulator] = {
                                      "PAYLOOM_COINGECKO_KEY_KIND": "demo"},
                         "price feed, CoinGecko v3 simple/price (PUT /_prices, PUT /_config; inbox: /_inbox)",
                         lambda ports: ("--api-key", PRICES_KEY)),
+    # simulated provider phones of the SMS relay: they onboard through the public API once the
+    # gateway answers, heartbeat, receive FCM pushes and send, fail or lie (ADR 0043)
+    "fleet": Simulator("infra.local.phone_fleet", lambda url: {"PAYLOOM_PHONE_FLEET_URL": url},
+                       "simulated provider phones for the SMS relay (status: /_fleet)",
+                       lambda ports: ("--gateway", f"http://127.0.0.1:{ports.gateway}",
+                                      "--fcm", f"http://127.0.0.1:{ports.fcm}",
+                                      "--sms", f"http://127.0.0.1:{ports.sms}",
+                                      "--phones", "6", "--behaviours", "honest=4,slow=1,liar=1")),
 }
 
 

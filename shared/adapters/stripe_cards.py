@@ -8,7 +8,9 @@ Locally and in tests it talks to ``infra/local/stripe_sim.py``, which speaks the
 so this adapter is the code under test. It reads no settings: the caller passes the keys and
 the base URL (``shared.wallet.config.topup_provider``).
 
-Beyond PaymentIntents: refunds (``create_refund``/``retrieve_refund``: helper F's card refunds)
+Beyond PaymentIntents: Checkout Sessions in ``setup`` mode (``create_setup_session``,
+``retrieve_session``: the hosted payment page's card entry, where the payer types the card on
+the processor's own page), refunds (``create_refund``/``retrieve_refund``: helper F's card refunds)
 and disputes (``retrieve_dispute``, ``close_dispute`` = accept it; ``Dispute.from_json`` parses
 the object of ``charge.dispute.*`` events). Parsing never trusts a field's type: a provider
 object that is not shaped as documented is a ``ValueError`` (the inbox dead-letters it).
@@ -19,6 +21,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import urllib.parse
 from typing import Any, Mapping
 
 import requests
@@ -152,6 +155,35 @@ class Dispute:
     @property
     def outcome(self) -> str | None:
         return DISPUTE_CLOSED.get(self.status)
+
+
+@dataclasses.dataclass
+class CheckoutSession:
+    """Stripe's Checkout Session as the card entry uses it (``setup`` mode). ``status``: open |
+    complete | expired. ``payment_method`` is known once the session is complete and was read
+    with its ``setup_intent`` expanded."""
+    id: str
+    status: str | None
+    url: str | None
+    metadata: dict[str, str]
+    setup_intent: str | None = None
+    payment_method: str | None = None
+
+    @classmethod
+    def from_json(cls, obj: Any) -> "CheckoutSession":
+        if not isinstance(obj, Mapping) or obj.get("object", "checkout.session") != "checkout.session":
+            raise ValueError("not a checkout session")
+        md = obj.get("metadata")
+        seti = obj.get("setup_intent")
+        pm = seti.get("payment_method") if isinstance(seti, Mapping) else None
+        if isinstance(pm, Mapping):
+            pm = pm.get("id")
+        status, url = obj.get("status"), obj.get("url")
+        return cls(id=_str(obj, "id"), status=status if isinstance(status, str) else None,
+                   url=url if isinstance(url, str) else None,
+                   metadata={str(k): str(v) for k, v in md.items()} if isinstance(md, Mapping) else {},
+                   setup_intent=_str(obj, "setup_intent", required=False),
+                   payment_method=pm if isinstance(pm, str) else None)
 
 
 def parse_dispute(obj: Any) -> Dispute:
@@ -288,6 +320,26 @@ class StripeTopUpProvider:
 
     def retrieve_payment_intent(self, intent_id: str) -> PaymentIntent:
         return PaymentIntent.from_json(self._request("GET", f"/v1/payment_intents/{intent_id}"))
+
+    # --- Checkout Sessions: card entry on the processor's own page ---------------------------
+    def create_setup_session(self, *, currency: str, success_url: str, cancel_url: str,
+                             metadata: dict[str, str],
+                             idempotency_key: str | None = None) -> CheckoutSession:
+        """A ``setup``-mode session (nothing is charged): the payer's browser goes to its
+        ``url``, types the card there and comes back to ``success_url`` (Stripe replaces
+        ``{CHECKOUT_SESSION_ID}`` in it). A malformed answer is a ``ValueError``."""
+        return CheckoutSession.from_json(self._request("POST", "/v1/checkout/sessions", {
+            "mode": "setup", "currency": currency.lower(), "payment_method_types": ["card"],
+            "success_url": success_url, "cancel_url": cancel_url, "metadata": metadata},
+            idempotency_key))
+
+    def retrieve_session(self, session_id: str) -> CheckoutSession:
+        """The session with its SetupIntent expanded (so ``payment_method`` is filled once the
+        payer completed it). An unknown id is ``InvalidRequest``; a malformed answer a
+        ``ValueError``."""
+        return CheckoutSession.from_json(self._request(
+            "GET", f"/v1/checkout/sessions/{urllib.parse.quote(session_id, safe='')}"
+                   "?expand[]=setup_intent"))
 
     # --- refunds (helper F's card refunds) ---------------------------------------------
     def create_refund(self, payment_intent: str, amount: int | None, idempotency_key: str, *,

@@ -13,8 +13,8 @@
    and comes back to ``<page>/card/done``, which returns to the page; the page polls until the
    webhook has paid the intent.
 
-The processor is the card method's port (``card_method.processor``); the session calls use its
-Stripe-protocol request method. A processor outage is a 503 message on the page; a decline is
+The processor is the card method's port (``card_method.processor``), whose
+``create_setup_session`` / ``retrieve_session`` speak Stripe's Checkout Sessions. A processor outage is a 503 message on the page; a decline is
 recorded on the intent by ``card_method`` and shown as the card notice.
 """
 from __future__ import annotations
@@ -63,12 +63,15 @@ def start(deps, doc: dict[str, Any], page_url: str) -> str:
     """The processor's card-entry URL for this intent (raises 4xx when card cannot pay it)."""
     card_method.check_payable(doc, deps.clock.now())
     port = card_method.processor(deps)
-    session = port._request("POST", "/v1/checkout/sessions", {
-        "mode": "setup", "currency": doc["currency"].lower(), "payment_method_types": ["card"],
-        "success_url": f"{page_url}/card/return?session={{CHECKOUT_SESSION_ID}}",
-        "cancel_url": page_url,
-        "metadata": {METADATA_KEY: doc["id"]}})
-    return _safe_redirect(deps, session.get("url"))
+    try:
+        session = port.create_setup_session(
+            currency=doc["currency"], cancel_url=page_url,
+            success_url=f"{page_url}/card/return?session={{CHECKOUT_SESSION_ID}}",
+            metadata={METADATA_KEY: doc["id"]})
+    except ValueError:
+        raise ServiceUnavailable("The card processor answered something unexpected.",
+                                 code="card_processor_invalid") from None
+    return _safe_redirect(deps, session.url)
 
 
 def _claim(deps, session_id: str, intent_id: str) -> bool:
@@ -86,19 +89,13 @@ def _claim(deps, session_id: str, intent_id: str) -> bool:
 def payment_method_of(deps, session_id: str, intent_id: str) -> str:
     port = card_method.processor(deps)
     try:
-        session = port._request("GET", f"/v1/checkout/sessions/{session_id}"
-                                       "?expand[]=setup_intent")
-    except InvalidRequest:
+        session = port.retrieve_session(session_id)
+    except (InvalidRequest, ValueError):
         raise InvalidRequest("This card session is unknown.", code="card_session_invalid") from None
-    seti = session.get("setup_intent")
-    meta = session.get("metadata") or {}
-    if (not isinstance(seti, dict) or session.get("status") != "complete"
-            or meta.get(METADATA_KEY) != intent_id):
+    if session.status != "complete" or session.metadata.get(METADATA_KEY) != intent_id:
         raise InvalidRequest("This card session does not belong to this payment.",
                              code="card_session_invalid")
-    pm = seti.get("payment_method")
-    if isinstance(pm, dict):
-        pm = pm.get("id")
+    pm = session.payment_method
     if not isinstance(pm, str) or not re.match(r"^pm_[A-Za-z0-9_]{1,96}$", pm):
         raise InvalidRequest("The card session holds no card.", code="card_session_invalid")
     return pm

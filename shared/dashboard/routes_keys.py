@@ -1,11 +1,12 @@
 """API keys of the merchant's projects in this mode: list, create, roll, revoke (developer and
 up: ``manage_keys``, as the API); projects to put them in (admin and up: ``manage_projects``).
 
-A new or rolled key's secret is shown on the answer page only (``no-store``), never again.
-Rolling and revoking are destructive: each asks for a confirmation first."""
+A new or rolled key's secret is shown once, on the GET the POST redirects to (``reveal``: a
+reload neither makes another key nor shows the secret again; ``no-store``). Rolling and
+revoking are destructive: each asks for a confirmation first."""
 from __future__ import annotations
 
-from shared.dashboard import forms, guard
+from shared.dashboard import cookies, forms, guard, reveal
 from shared.dashboard.members import Member
 from shared.merchants import keys, projects
 from shared.merchants.models import (
@@ -52,13 +53,35 @@ def create_key(ctx, member: Member):
         chosen = [s for s in ctx.form.getlist("scopes") if s in SCOPES]
         body = forms.validate(CreateProjectKey, {"name": forms.text(ctx.form, "name", 100) or None,
                                                  "scopes": chosen})
-        made = run_unit(ctx.deps, lambda uow: keys.create_key(uow, member.principal, _mch(member),
-                                                              project_id, body))
+
+        def unit(uow):
+            made = keys.create_key(uow, member.principal, _mch(member), project_id, body)
+            return reveal.keep(uow, member.principal, made, rolled=False)
+        held = run_unit(ctx.deps, unit)
     except PayloomError as exc:
         if exc.status >= 500 or exc.status == 403:
             raise
         return listing(ctx, member, status=exc.status, error=exc.message)
-    return Page("dashboard/key_secret.html", {"key": made, "rolled": False}, status=201)
+    return _to_secret(ctx, held)
+
+
+def _to_secret(ctx, held: str):
+    """POST-redirect-GET: the secret waits for one GET of /keys/secret (``reveal``)."""
+    ctx.jar.set(reveal.COOKIE, held, int(reveal.TTL.total_seconds()))
+    return guard.redirect(ctx, "/keys/secret")
+
+
+@guard.member_page("GET", "/keys/secret", need="manage_keys", section="keys")
+def show_secret(ctx, member: Member):
+    """The secret of the key just created or rolled, once; afterwards a page saying so."""
+    held = cookies.read(ctx.deps, ctx.request, reveal.COOKIE)
+    shown = reveal.take(ctx.deps, member.principal, held) if held else None
+    if held:
+        ctx.jar.clear(reveal.COOKIE)
+    if shown is None:
+        # a normal answer, not an error: a reload of the secret page lands here
+        return Page("dashboard/key_secret.html", {"key": None, "rolled": False})
+    return Page("dashboard/key_secret.html", {"key": shown, "rolled": shown.rolled})
 
 
 @guard.member_page("POST", "/keys/{key_id}/roll", need="manage_keys", section="keys")
@@ -73,9 +96,12 @@ def roll_key(ctx, member: Member):
             "detail": ctx._("A new secret replaces it. The old secret stops working after the "
                             "grace period you chose."),
             "confirm_label": ctx._("Roll key"), "cancel": "/keys"})
-    made = run_unit(ctx.deps, lambda uow: keys.roll_key(uow, member.principal, _mch(member),
-                                                        key_id, RollKey(expires_in_seconds=grace)))
-    return Page("dashboard/key_secret.html", {"key": made, "rolled": True})
+
+    def unit(uow):
+        made = keys.roll_key(uow, member.principal, _mch(member), key_id,
+                             RollKey(expires_in_seconds=grace))
+        return reveal.keep(uow, member.principal, made, rolled=True)
+    return _to_secret(ctx, run_unit(ctx.deps, unit))
 
 
 @guard.member_page("POST", "/keys/{key_id}/revoke", need="manage_keys", section="keys")

@@ -34,6 +34,7 @@ from shared.invoices.models import (
     UpdateInvoice,
 )
 from shared.ledger import assets
+from shared.merchants.branding_rules import return_urls
 from shared.payments import intents, states
 from shared.payments.models import CreateIntent
 from shared.platform import secrets_at_rest
@@ -85,6 +86,7 @@ def resource(doc: dict[str, Any]) -> Invoice:
         amount_remaining=max(0, doc["total"] - doc.get("amount_paid", 0)),
         due_date=_ts(doc.get("due_date")), memo=doc.get("memo"),
         metadata=doc.get("metadata") or {}, payment_method_types=doc.get("payment_method_types"),
+        success_url=doc.get("success_url"), cancel_url=doc.get("cancel_url"),
         payment_intent=doc.get("payment_intent"),
         hosted_invoice_url=doc.get("hosted_invoice_url"),
         created=_ts(doc["created_at"]), updated=_ts(doc["updated_at"]),
@@ -160,6 +162,7 @@ def create(uow: UnitOfWork, principal: Principal, body: CreateInvoice,
         **fields, **_priced(fields),
         "amount_paid": 0, "due_date": _due(body.due_date, now), "memo": body.memo,
         "metadata": body.metadata or {}, "payment_method_types": body.payment_method_types,
+        **return_urls(body, {"success_url", "cancel_url"}, livemode=principal.livemode),
         "payment_intent": None, "hosted_invoice_url": None, "created_at": now, "updated_at": now,
         "created_by": principal.actor_id or principal.id,
     }
@@ -185,6 +188,7 @@ def update(uow: UnitOfWork, principal: Principal, invoice_id: str, body: UpdateI
     for name in ("memo", "payment_method_types"):
         if name in given:
             change[name] = getattr(body, name)
+    change.update(return_urls(body, given, livemode=principal.livemode))
     if "metadata" in given:
         change["metadata"] = body.metadata or {}
     pricing = {"lines": _given_lines(doc.get("lines") or []),
@@ -228,6 +232,7 @@ def _new_intent(uow: UnitOfWork, principal: Principal, doc: dict[str, Any], numb
         payment_method_types=doc.get("payment_method_types"),
         description=f"Invoice {number}", customer_email=doc["customer"]["email"],
         metadata={"invoice": invoice_id, "invoice_number": number},
+        success_url=doc.get("success_url"), cancel_url=doc.get("cancel_url"),
         expires_in_seconds=_intent_seconds(doc.get("due_date"), uow.now))
     intent = intents.create(uow, principal, body, key)
     fields: dict[str, Any] = {

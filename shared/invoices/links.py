@@ -35,6 +35,7 @@ from shared.invoices.models import (
     UpdateLink,
 )
 from shared.ledger import assets
+from shared.merchants.branding_rules import return_urls
 from shared.payments import intents
 from shared.payments.models import CreateIntent
 from shared.platform import secrets_at_rest
@@ -69,6 +70,7 @@ def resource(doc: dict[str, Any], deps) -> PaymentLink:
         currency=doc["currency"], amount=doc.get("amount"), line_items=doc.get("line_items"),
         custom_amount=doc.get("custom_amount"), description=doc.get("description"),
         metadata=doc.get("metadata") or {}, payment_method_types=doc.get("payment_method_types"),
+        success_url=doc.get("success_url"), cancel_url=doc.get("cancel_url"),
         created=_ts(doc["created_at"]), updated=_ts(doc["updated_at"]))
 
 
@@ -94,6 +96,7 @@ def create(uow: UnitOfWork, principal: Principal, body: CreateLink,
     elif body.amount is not None:
         amount = body.amount
     custom = body.custom_amount.model_dump() if body.custom_amount else None
+    urls = return_urls(body, {"success_url", "cancel_url"}, livemode=principal.livemode)
     for value, param in ((amount, "amount"), *((custom[k], f"custom_amount.{k}")
                                                for k in ("minimum", "maximum") if custom)):
         if value is not None:
@@ -111,7 +114,7 @@ def create(uow: UnitOfWork, principal: Principal, body: CreateLink,
            "active": body.active, "currency": asset.code, "amount": amount,
            "line_items": line_items, "custom_amount": custom, "description": body.description,
            "metadata": body.metadata or {}, "payment_method_types": body.payment_method_types,
-           "created_at": now, "updated_at": now,
+           **urls, "created_at": now, "updated_at": now,
            "created_by": principal.actor_id or principal.id}
     uow.create(ref, doc)
     _emit(uow, doc, "created")
@@ -153,6 +156,7 @@ def update(uow: UnitOfWork, principal: Principal, link_id: str, body: UpdateLink
         change["description"] = body.description
     if "metadata" in given:
         change["metadata"] = body.metadata or {}
+    change.update(return_urls(body, given, livemode=principal.livemode))
     change = {k: v for k, v in change.items() if doc.get(k) != v}
     if not change:
         return resource(doc, uow.deps)
@@ -242,7 +246,8 @@ def start_checkout(uow: UnitOfWork, link_id: str, body: StartCheckout) -> Checko
     pi = intents.create(uow, principal, CreateIntent(
         amount=amount, currency=doc["currency"], payment_method_types=doc.get("payment_method_types"),
         description=(doc.get("description") or None), metadata=metadata,
-        customer_email=body.customer_email), key)
+        customer_email=body.customer_email, success_url=doc.get("success_url"),
+        cancel_url=doc.get("cancel_url")), key)
     if pi.client_secret is None:   # the intent exists without its record: cannot show it again
         raise Conflict("This client_key was used before; start again with a new one.",
                        code="client_key_reused", param="client_key")

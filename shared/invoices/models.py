@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from shared.ledger.assets import INT64_MAX
+from shared.merchants.branding_rules import MAX_URL
 from shared.platform.catalog import ObjectPayload, declare
 from shared.platform.models import RequestModel, ResourceModel, check_metadata
 from shared.platform.pagination import ListQuery
@@ -33,6 +34,16 @@ InvoiceStatus = Literal["draft", "open", "paid", "void", "uncollectible"]
 Quantity = Field(..., ge=1, le=1_000_000)
 UnitAmount = Field(..., ge=0, le=INT64_MAX, description="Integer minor units of the currency.")
 TaxRate = Field(None, ge=0, le=10_000, description="Basis points: 1000 = 10 %.")
+
+
+def _return_url(what: str):
+    return Field(None, max_length=MAX_URL, description=(
+        f"{what} Passed to the payment intents this creates; null: the merchant's branding "
+        "default. Absolute https (http only for localhost, in test mode)."))
+
+
+SUCCESS_URL = "Where the hosted page sends the payer once paid ({PAYMENT_INTENT_ID} is replaced)."
+CANCEL_URL = "Where the hosted page's cancel link goes."
 
 
 def _metadata(value):
@@ -75,6 +86,8 @@ class _InvoiceFields(RequestModel):
     memo: str | None = Field(None, max_length=2000)
     metadata: dict[str, str] | None = None
     payment_method_types: list[Method] | None = Field(None, min_length=1, max_length=3)
+    success_url: str | None = _return_url(SUCCESS_URL)
+    cancel_url: str | None = _return_url(CANCEL_URL)
 
     @field_validator("metadata")
     @classmethod
@@ -163,6 +176,8 @@ class Invoice(ResourceModel):
     memo: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     payment_method_types: list[str] | None = None
+    success_url: str | None = None
+    cancel_url: str | None = None
     payment_intent: str | None = None
     hosted_invoice_url: str | None = None
     created: int
@@ -206,6 +221,8 @@ class CreateLink(RequestModel):
     metadata: dict[str, str] | None = None
     payment_method_types: list[Method] | None = Field(None, min_length=1, max_length=3)
     active: StrictBool = True
+    success_url: str | None = _return_url(SUCCESS_URL)
+    cancel_url: str | None = _return_url(CANCEL_URL)
 
     @field_validator("metadata")
     @classmethod
@@ -229,6 +246,8 @@ class UpdateLink(RequestModel):
     active: StrictBool | None = None
     description: str | None = Field(None, max_length=500)
     metadata: dict[str, str] | None = None
+    success_url: str | None = _return_url(SUCCESS_URL + " Applies to visitors who start after.")
+    cancel_url: str | None = _return_url(CANCEL_URL + " Applies to visitors who start after.")
 
     @field_validator("metadata")
     @classmethod
@@ -275,6 +294,8 @@ class PaymentLink(ResourceModel):
     description: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     payment_method_types: list[str] | None = None
+    success_url: str | None = None
+    cancel_url: str | None = None
     created: int
     updated: int
 

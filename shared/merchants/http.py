@@ -1,4 +1,4 @@
-"""/v1/merchants: merchants, team, invitations, projects, per-project keys, settings.
+"""/v1/merchants: merchants, team, invitations, projects, per-project keys, settings, branding.
 
 Who may call what (ADR 0030): every route under ``/{merchant_id}`` resolves the caller for
 that merchant (``context.acting_for``) and checks the role matrix. API keys may only READ the
@@ -9,6 +9,7 @@ must not widen its own power or redirect deposits by changing the xpub).
 from __future__ import annotations
 
 from shared.merchants import (
+    branding_routes,
     invitations,
     keys,
     members,
@@ -115,6 +116,9 @@ def update_settings(ctx: Context, merchant_id: str):
     """Change payment settings (admin+); omitted fields keep their value."""
     acting_for(ctx, merchant_id, "manage_settings")
     return settings.update_settings(ctx.uow, merchant_id, ctx.body)
+
+
+branding_routes.register(api)   # /{merchant_id}/branding: the hosted page's look, return URLs
 
 
 # --- team ------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from google.cloud.firestore_v1 import FieldFilter
 
 from shared.identity.opaque import new_token, token_hash
 from shared.ledger import assets
+from shared.merchants.branding_rules import return_urls
 from shared.payments import settlement, states
 from shared.payments.models import (
     EVENTS,
@@ -110,6 +111,7 @@ def resource(doc: dict[str, Any], *, client_secret: str | None = None) -> Paymen
         status=doc["status"], payment_method_types=doc["payment_method_types"],
         method=doc.get("method"), description=doc.get("description"),
         metadata=doc.get("metadata") or {}, customer_email=doc.get("customer_email"),
+        success_url=doc.get("success_url"), cancel_url=doc.get("cancel_url"),
         created=_ts(doc["created_at"]), updated=_ts(doc["updated_at"]),
         expires_at=_ts(doc["expires_at"]), late_until=_ts(doc["late_until"]),
         canceled_at=_ts(doc.get("canceled_at")), cancellation_reason=doc.get("cancellation_reason"),
@@ -146,6 +148,7 @@ def _validate(body: CreateIntent, terms: Terms) -> tuple[assets.Asset, list[str]
     return asset, methods
 
 
+
 def create(uow: UnitOfWork, principal: Principal, body: CreateIntent,
            idempotency_key: str | None) -> PaymentIntentWithSecret:
     """One read (the merchant's settings, with the idempotency record) and one commit. The id
@@ -159,6 +162,7 @@ def create(uow: UnitOfWork, principal: Principal, body: CreateIntent,
     uow.prefetch(ref)
     terms = terms_for(uow, merchant)
     asset, methods = _validate(body, terms)
+    urls = return_urls(body, {"success_url", "cancel_url"}, livemode=principal.livemode)
     snap = uow.get(ref)
     if snap.exists:
         doc = snap.to_dict()
@@ -175,7 +179,7 @@ def create(uow: UnitOfWork, principal: Principal, body: CreateIntent,
         "status": states.REQUIRES_PAYMENT_METHOD, "payment_method_types": methods,
         "method": None, "description": body.description, "metadata": body.metadata,
         "customer_email": body.customer_email.lower() if body.customer_email else None,
-        "client_secret_hash": token_hash(secret), "created_at": now, "updated_at": now,
+        **urls, "client_secret_hash": token_hash(secret), "created_at": now, "updated_at": now,
         "expires_at": expires_at,
         "late_until": expires_at + dt.timedelta(seconds=terms.late_window_seconds),
         "canceled_at": None, "cancellation_reason": None, "succeeded_at": None,

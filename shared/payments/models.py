@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
+from shared.merchants.branding_rules import MAX_URL
 from shared.payments import states
 from shared.platform.catalog import ObjectPayload, declare
 from shared.platform.models import RequestModel, ResourceModel, check_metadata
@@ -20,6 +21,8 @@ Method = Literal["wallet", "card", "crypto"]
 Status = Literal["requires_payment_method", "processing", "succeeded", "canceled", "expired",
                  "underpaid", "overpaid", "paid_late"]
 TIMELINE_SHOWN = 20  # the resource shows the newest entries only: events stay thin
+RETURN_URL_DOC = ("Overrides the merchant's branding default: {what}. Absolute https (http only "
+                  "for localhost, in test mode); no credentials.")
 
 
 class CreateIntent(RequestModel):
@@ -37,6 +40,11 @@ class CreateIntent(RequestModel):
                                        pattern=r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$")
     expires_in_seconds: StrictInt | None = Field(
         None, ge=60, le=7 * 86400, description="Override the merchant's intent expiry.")
+    success_url: str | None = Field(None, max_length=MAX_URL, description=RETURN_URL_DOC.format(
+        what="where the hosted page sends the payer once paid ({PAYMENT_INTENT_ID} is "
+             "replaced)"), examples=["https://shop.example/thanks?order={PAYMENT_INTENT_ID}"])
+    cancel_url: str | None = Field(None, max_length=MAX_URL, description=RETURN_URL_DOC.format(
+        what="where the hosted page's cancel link goes"), examples=["https://shop.example/cart"])
 
     @field_validator("metadata")
     @classmethod
@@ -139,6 +147,10 @@ class PaymentIntent(ResourceModel):
     description: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     customer_email: str | None = None
+    success_url: str | None = Field(None, description="Where the hosted page sends the payer "
+                                    "once paid (null: the merchant's branding default).")
+    cancel_url: str | None = Field(None, description="Where the hosted page's cancel link goes "
+                                   "(null: the merchant's branding default).")
     created: int
     updated: int
     expires_at: int

@@ -57,6 +57,8 @@ DECLARING_MODULES = (
     "shared.payments.models",
     "shared.probes.models",
     "shared.refunds.models",
+    "shared.relay.message_models",
+    "shared.relay.supply_models",
     "shared.reports.models",
     "shared.wallet.models",
     "shared.webhooks.delivery_models",

@@ -643,6 +643,14 @@ def _webhooks(components: _Components, examples: Examples) -> dict[str, Any]:
     return hooks
 
 
+def manifest_routers() -> list[Router]:
+    """The routers of this process that belong to a function of the manifest (a test's own
+    demo routers never reach the document)."""
+    from shared.platform import manifest
+    names = {f["name"] for f in manifest.functions()}
+    return [r for r in ROUTERS if r.name in names]
+
+
 def build_openapi(routers: list[Router] | None = None, *, strict: bool = False) -> dict[str, Any]:
     """The document for the routers of this process (every function's, in the local gateway).
     ``strict`` raises when two different models share a schema name (tests use it)."""
@@ -650,7 +658,7 @@ def build_openapi(routers: list[Router] | None = None, *, strict: bool = False) 
     examples = Examples(components.schemas)
     paths: dict[str, Any] = {}
     used: list[Router] = []
-    for router in routers if routers is not None else ROUTERS:
+    for router in routers if routers is not None else manifest_routers():
         if not router.public_prefix or any(router is r for r in used):
             continue
         used.append(router)

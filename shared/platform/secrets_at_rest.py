@@ -223,6 +223,10 @@ register_sealed_field("webhook_endpoints", "secrets[].sealed", "secret")
 # Payment intents' client secrets kept for the hosted pages of invoices and payment links.
 register_sealed_field("invoices", "intent_client_secret")
 register_sealed_field("payment_link_checkouts", "client_secret")
+# The custodial HD seed of each mode (shared/chain/hd.py, ADR 0032).
+register_sealed_field("chain_custody", "entropy", "bip39_entropy")
+# Relay clients' callback signing secrets, one per rotation (shared/relay/callbacks.py, ADR 0044).
+register_sealed_field("relay_callback_secrets", "secrets[].sealed", "secret")
 
 
 @dataclasses.dataclass

@@ -17,6 +17,7 @@ from pathlib import Path
 import flask
 
 from shared.platform.errors import NotFound
+from shared.web import messages
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WEB_DIR = Path(__file__).resolve().parent
@@ -88,7 +89,7 @@ class StaticFiles:
     def response(self, name: str, request: flask.Request) -> flask.Response:
         path = self._file(name)
         if path is None:
-            raise NotFound("No such file.", code="unknown_route")
+            raise NotFound(messages.FILE_MISSING, code="unknown_route")
         data, digest = _load(str(path))
         etag = f'"{digest}"'
         cache = ("public, max-age=31536000, immutable" if request.args.get("v") == digest

@@ -8,6 +8,8 @@ static files. A handler gets a ``PageContext`` and returns a ``Page`` (template 
 
 Errors: a ``PayloomError`` renders ``web/error.html`` with its status and its (user-facing)
 message; anything else is logged and answers a plain 500 page that says nothing internal.
+``shared/web``'s own refusals (``messages``) are translated through its catalogue, the
+fallback of every capability's (``i18n.chain``).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from shared.platform.errors import MethodNotAllowed, NotFound, PayloomError
 from shared.platform.ids import new_id
 from shared.platform.models import is_doc_id
 from shared.platform.safe_imports import restore_recursion_limit
-from shared.web import i18n, security
+from shared.web import i18n, messages, security
 from shared.web.assets import WEB_DIR, StaticFiles
 from shared.web.config import get_web_settings
 
@@ -119,6 +121,10 @@ class Pages:
         return self.route("POST", path, csrf=csrf)
 
     # --- templates ---------------------------------------------------------------------------
+    def translations(self, lang: str):
+        """The capability's catalogue, falling back to ``shared/web``'s."""
+        return i18n.chain((str(self.package_dir / "locale"), i18n.WEB_LOCALE), lang)
+
     def environment(self, lang: str) -> jinja2.Environment:
         env = self._envs.get(lang)
         if env is None:
@@ -128,7 +134,7 @@ class Pages:
                 autoescape=True, extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined,
                 trim_blocks=True, lstrip_blocks=True)
             env.install_gettext_translations(  # type: ignore[attr-defined]
-                i18n.translations(str(self.package_dir / "locale"), lang), newstyle=True)
+                self.translations(lang), newstyle=True)
             self._envs[lang] = env
         return env
 
@@ -148,16 +154,16 @@ class Pages:
     def match(self, method: str, rel: str) -> tuple[_Route, dict[str, str]]:
         found = [(r, m) for r in self.routes if (m := r.regex.match(rel))]
         if not found:
-            raise NotFound("This page does not exist.", code="unknown_route")
+            raise NotFound(messages.PAGE_MISSING, code="unknown_route")
         wanted = "GET" if method == "HEAD" else method
         for route, m in found:
             if route.method == wanted:
                 params = m.groupdict()
                 if not all(is_doc_id(v) for v in params.values()):
-                    raise NotFound("This page does not exist.", code="resource_missing")
+                    raise NotFound(messages.PAGE_MISSING, code="resource_missing")
                 return route, params
         allow = ", ".join(sorted({r.method for r, _ in found}))
-        raise MethodNotAllowed(f"{method} is not allowed here.", headers={"Allow": allow})
+        raise MethodNotAllowed(messages.METHOD_REFUSED, headers={"Allow": allow})
 
     def __call__(self, request: flask.Request) -> flask.Response:
         restore_recursion_limit()
@@ -171,7 +177,7 @@ class Pages:
         nonce = security.new_nonce()
         csrf = security.Csrf(request, web.csrf_key(deps.settings), secure=web.cookie_secure(deps.settings))
         ctx = PageContext(request=request, deps=deps, lang=lang,
-                          translations=i18n.translations(str(self.package_dir / "locale"), lang),
+                          translations=self.translations(lang),
                           csrf=csrf, nonce=nonce, static=self.static_files.url,
                           root=f"/{self.web_root}", params={})
         rel = self.relative_path(request.path)
@@ -188,13 +194,14 @@ class Pages:
         except PayloomError as exc:
             if exc.status >= 500:
                 logs.log(_log, logging.ERROR, "page service error", code=exc.code)
-            response = self._error(ctx, exc.status, exc.message, exc.headers)
+            message = ctx.gettext(exc.message) if exc.message in messages.OWN else exc.message
+            response = self._error(ctx, exc.status, message, exc.headers)
         except HTTPException as exc:  # a malformed or oversized form, raised by werkzeug
             status = exc.code if exc.code and 400 <= exc.code < 500 else 400
-            response = self._error(ctx, status, ctx.gettext("The request could not be read."), {})
+            response = self._error(ctx, status, ctx.gettext(messages.UNREADABLE), {})
         except Exception:  # noqa: BLE001 — never show internals
             _log.exception("unhandled error in page %s %s", request.method, request.path)
-            response = self._error(ctx, 500, ctx.gettext("Something went wrong on our side. Please try again."), {})
+            response = self._error(ctx, 500, ctx.gettext(messages.FAILED), {})
         csrf.set_cookie(response)
         if request.args.get("lang") in web.languages:
             response.set_cookie(i18n.LANG_COOKIE, lang, max_age=365 * 86400, samesite="Lax",

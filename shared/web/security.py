@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import flask
 
 from shared.platform.errors import PayloomError
+from shared.web import messages
 
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -97,13 +98,13 @@ class Csrf:
         """Raise ``CsrfRejected`` (403) unless this POST came from our own page."""
         site = self.request.headers.get("Sec-Fetch-Site", "")
         if site and site not in ("same-origin", "none"):
-            raise CsrfRejected("Cross-site form submissions are refused.")
+            raise CsrfRejected(messages.CSRF_CROSS_SITE)
         origin = self.request.headers.get("Origin", "")
         if origin and origin != "null" and urlsplit(origin).netloc != self.request.host:
-            raise CsrfRejected("Cross-origin form submissions are refused.")
+            raise CsrfRejected(messages.CSRF_CROSS_ORIGIN)
         sent = form.get(CSRF_FIELD) or self.request.headers.get(CSRF_HEADER) or ""
         if self._fresh or not hmac.compare_digest(sent.encode(), self.token.encode()):
-            raise CsrfRejected("The form expired or did not come from this page; reload and try again.")
+            raise CsrfRejected(messages.CSRF_EXPIRED)
 
     def set_cookie(self, response: flask.Response) -> None:
         if self._fresh:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.checkout import branding
+from shared.merchants import branding
 from shared.merchants import settings as msettings
 from shared.merchants import store
 from shared.payments import intents
@@ -68,8 +68,8 @@ class Shop:
         return intents.intent_ref(self.deps.db, intent_id).get().to_dict()
 
     def brand(self, **fields):
-        body = branding.UpdateCheckoutSettings(**fields)
-        run_unit(self.deps, lambda uow: branding.save(uow, self.id, body))
+        body = branding.UpdateBranding(**fields)
+        run_unit(self.deps, lambda uow: branding.update_branding(uow, self.id, body))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from shared.checkout import branding
+from shared.merchants import branding
 from shared.payments import intents
 from shared.platform.clock import FrozenClock
 from shared.platform.uow import run_unit
@@ -88,9 +88,9 @@ class Syncer:
 def test_crypto_payment_turns_the_page_to_success_then_redirects(
         deps, chain, prices, inprocess_gateway, browser_page, merchant_site):  # noqa: F811
     shop = ChainShop(deps, chain, None, speed="lowmedium")        # 2 confirmations
-    body = branding.UpdateCheckoutSettings(
+    body = branding.UpdateBranding(
         success_url=f"{merchant_site.url}/thanks?order={{PAYMENT_INTENT_ID}}")
-    run_unit(deps, lambda uow: branding.save(uow, shop.id, body))
+    run_unit(deps, lambda uow: branding.update_branding(uow, shop.id, body))
     pi, secret = shop.intent(10_000_000, "ETH")                   # 0.01 ETH
     page = browser_page
     page.goto(f"{inprocess_gateway}/pay/{secret}")

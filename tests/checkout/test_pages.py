@@ -337,10 +337,13 @@ def test_done_and_cancel_redirect_without_leaking_the_secret(deps, shop, client)
     assert r.status_code == 303 and r.headers["Referrer-Policy"] == "no-referrer"
     assert r.headers["Location"] == f"https://shop.example/thanks?order={pi}"
     assert "secret" not in r.headers["Location"]
-    # the intent's own URLs win over the merchant's defaults
-    pi2, secret2 = shop.intent(1000, metadata={"success_url": "https://shop.example/order/9"})
+    # the intent's own URLs win over the merchant's defaults; metadata is only metadata
+    pi2, secret2 = shop.intent(1000, success_url="https://shop.example/order/{PAYMENT_INTENT_ID}",
+                               cancel_url="https://shop.example/basket",
+                               metadata={"success_url": "https://evil.example/"})
+    assert client.get(f"/pay/{secret2}/cancel").headers["Location"] == "https://shop.example/basket"
     record(deps, pi2, 1000)
-    assert client.get(f"/pay/{secret2}/done").headers["Location"] == "https://shop.example/order/9"
+    assert client.get(f"/pay/{secret2}/done").headers["Location"] == f"https://shop.example/order/{pi2}"
 
 
 # --- invoices and payment links ---------------------------------------------------------------------

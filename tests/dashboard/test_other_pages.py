@@ -81,9 +81,14 @@ def test_keys_create_roll_and_revoke_with_the_secret_shown_once(wiring, member, 
     project_id = re.search(r'<option value="(prj_\w+)">Checkout</option>', page).group(1)
     made = dev.post("/keys", {"project": project_id, "name": "server",
                               "scopes": ["payments:read", "payments:write"]})
-    assert made.status_code == 201 and made.headers["Cache-Control"] == "no-store"
-    secret = re.search(r'id="secret">(sk_test_[^<]+)<', text(made)).group(1)
+    assert made.status_code == 303 and made.headers["Location"] == f"{ROOT}/keys/secret"
+    assert "sk_test_" not in text(made)                                # POST-redirect-GET
+    shown = dev.get("/keys/secret")
+    assert shown.status_code == 200 and shown.headers["Cache-Control"] == "no-store"
+    secret = re.search(r'id="secret">(sk_test_[^<]+)<', text(shown)).group(1)
     assert authenticate_api_key(wiring, secret).tenant_id == shop.id
+    again = dev.get("/keys/secret")                                    # a reload
+    assert "Secret already shown" in text(again) and "sk_test_" not in text(again)
     listing = text(dev.get("/keys"))
     assert "server" in listing and secret not in listing               # never shown again
     key_id = re.search(r'action="/dashboard/keys/(key_\w+)/roll"', listing).group(1)
@@ -91,8 +96,10 @@ def test_keys_create_roll_and_revoke_with_the_secret_shown_once(wiring, member, 
     assert ask.status_code == 200 and "Roll the key server?" in text(ask)
     assert authenticate_api_key(wiring, secret).id == key_id           # nothing happened yet
     rolled = dev.post(f"/keys/{key_id}/roll", {"grace": "0", "confirm": "yes"})
-    assert rolled.status_code == 200
-    new_secret = re.search(r'id="secret">(sk_test_[^<]+)<', text(rolled)).group(1)
+    assert rolled.status_code == 303
+    shown = text(dev.get("/keys/secret"))
+    new_secret = re.search(r'id="secret">(sk_test_[^<]+)<', shown).group(1)
+    assert "Replaces" in shown and key_id in shown
     assert new_secret != secret and authenticate_api_key(wiring, new_secret).tenant_id == shop.id
     with pytest.raises(AuthenticationError):
         authenticate_api_key(wiring, secret)
@@ -111,7 +118,7 @@ def test_keys_are_refused_below_developer_and_across_merchants_and_modes(wiring,
     _project(admin)
     page = text(admin.get("/keys"))
     project_id = re.search(r'<option value="(prj_\w+)">', page).group(1)
-    assert admin.post("/keys", {"project": project_id, "scopes": ["payments:read"]}).status_code == 201
+    assert admin.post("/keys", {"project": project_id, "scopes": ["payments:read"]}).status_code == 303
     key_id = re.search(r'action="/dashboard/keys/(key_\w+)/roll"', text(admin.get("/keys"))).group(1)
     support = member("support")
     assert support.get("/keys").status_code == 403

@@ -17,6 +17,7 @@ from shared.platform.openapi import (
     error_codes,
     error_statuses,
     full_path,
+    manifest_routers,
     model_errors,
     sample_pattern,
 )
@@ -30,7 +31,8 @@ def spec():
 
 
 def _public_routes():
-    return [(r, route) for r in ROUTERS if r.public_prefix for route in r.routes if route.auth != SERVICE]
+    return [(r, route) for r in manifest_routers() if r.public_prefix for route in r.routes
+            if route.auth != SERVICE]
 
 
 def _check(spec, schema, value) -> list[str]:
@@ -180,7 +182,7 @@ def test_every_json_route_of_every_function_declares_its_response_model(spec):
     model may only answer 204 or a ready non-JSON response (CSV statements, redirects)."""
     import inspect
     missing = []
-    for router in ROUTERS:
+    for router in manifest_routers():
         for route in router.routes:
             if route.response is not None or route.status == 204:
                 continue

@@ -179,3 +179,19 @@ def test_the_rewrap_function_knows_every_sealed_collection_without_importing_cap
     assert out.returncode == 0, out.stderr[-2000:]
     assert "webhook_endpoints.secrets[].sealed" in out.stdout
     assert "user_mfa.totp_secret" in out.stdout
+
+
+def test_the_custodial_seed_is_rewrapped_and_still_derives_the_same_addresses(
+        deps, kms, client, service_headers):
+    """The custodial HD seed is the most valuable sealed value: after a key rotation the job
+    moves it to the new version, and once the old version is destroyed the same tree loads."""
+    from shared.chain import hd
+    seed, _ = hd.provision_custodial_seed(deps, livemode=False)
+    assert kms.rotate() == "local-2"
+    r = client.post("/", data="{}", headers={**service_headers, "Content-Type": "application/json"})
+    assert r.status_code == 200 and r.get_json()["collections"]["chain_custody"]["rewrapped"] == 1
+    stored = deps.db.collection("chain_custody").document("hd_seed_test").get().to_dict()["entropy"]
+    assert stored["kek"] == "local-2"
+    kms.destroy("local-1")
+    deps.extras["platform.envelope"] = sar.Envelope(kms, dek_cache_seconds=0)
+    assert hd.load_custodial_seed(deps, livemode=False).tree().address(7) == seed.tree().address(7)

@@ -101,6 +101,8 @@ def every_sdk_call(c: payloom.Client) -> None:
     m.modify("mch_1")
     m.retrieve_settings("mch_1")
     m.modify_settings("mch_1")
+    m.retrieve_branding("mch_1")
+    m.modify_branding("mch_1")
     m.list_members("mch_1")
     p = c.Project
     p.create(name="x")
@@ -117,6 +119,15 @@ def every_sdk_call(c: payloom.Client) -> None:
     c.Balance.list()
     c.WalletTransaction.list()
     c.ChainNetwork.list()
+    msg = c.Message
+    msg.create(to="+85510234567", text="hi")
+    msg.retrieve("msg_1")
+    msg.list()
+    msg.cancel("msg_1")
+    msg.opt_out("+85510234567")
+    msg.list_opt_outs()
+    msg.remove_opt_out("rcp_1")
+    msg.rotate_callback_secret()
 
 
 def _route_regex(template: str) -> re.Pattern:

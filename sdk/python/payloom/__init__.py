@@ -23,8 +23,8 @@ from payloom.errors import (APIConnectionError, APIError, AuthenticationError, I
                             PermissionError, RateLimitError, SignatureVerificationError)
 from payloom.objects import ListObject, PayloomObject
 from payloom.resources import (
-    ApiKey, Balance, ChainNetwork, Conversion, Event, Invoice, LineItem, Merchant, MerchantMember,
-    MerchantSettings, PaymentAnalytics, PaymentIntent, PaymentLink, PaymentLinkButton,
+    ApiKey, Balance, ChainNetwork, Conversion, Event, Invoice, LineItem, Merchant, MerchantBranding,
+    MerchantMember, MerchantSettings, PaymentAnalytics, PaymentIntent, PaymentLink, PaymentLinkButton,
     PaymentLinkCheckout, Project, Rate, Refund, Report, SettlementReport, WalletTransaction,
     WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookRecovery,
 )
@@ -67,7 +67,7 @@ __all__ = [
     "PermissionDeniedError", "IdempotencyError", "RateLimitError", "APIError",
     "APIConnectionError", "SignatureVerificationError",
     "ApiKey", "Balance", "ChainNetwork", "Conversion", "Event", "Invoice", "LineItem",
-    "Merchant", "MerchantMember", "MerchantSettings", "PaymentAnalytics", "PaymentIntent", "PaymentLink",
+    "Merchant", "MerchantBranding", "MerchantMember", "MerchantSettings", "PaymentAnalytics", "PaymentIntent", "PaymentLink",
     "PaymentLinkButton", "PaymentLinkCheckout", "Project", "Rate", "Refund", "Report",
     "SettlementReport", "WalletTransaction", "WebhookAttempt", "WebhookDelivery",
     "WebhookEndpoint", "WebhookRecovery",

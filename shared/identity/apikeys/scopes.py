@@ -15,6 +15,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "platform": ("read", "write"),
     "kyc": ("read", "write"),
     "webhooks": ("read", "write"),
+    "sms": ("read", "write"),           # /v1/messages: the SMS relay network (ADR 0044)
 }
 
 KNOWN_SCOPES: frozenset[str] = frozenset(

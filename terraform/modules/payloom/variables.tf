@@ -78,6 +78,11 @@ variable "ttl_fields" {
     reconciliation_runs     = "purge_at"
     payment_link_checkouts  = "expires_at"
     checkout_card_sessions  = "expires_at"
+    relay_messages          = "purge_at"
+    relay_jobs              = "purge_at"
+    relay_usage             = "purge_at"
+    relay_callbacks         = "purge_at"
+    dashboard_key_reveals   = "expires_at"
   }
 }
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 from payloom.resources.billing import (Invoice, LineItem, PaymentLink, PaymentLinkButton,
                                        PaymentLinkCheckout)
 from payloom.resources.chain import ChainNetwork
-from payloom.resources.merchants import ApiKey, Merchant, MerchantMember, MerchantSettings, Project
+from payloom.resources.merchants import (ApiKey, Merchant, MerchantBranding, MerchantMember,
+                                         MerchantSettings, Project)
+from payloom.resources.messages import Message
 from payloom.resources.payments import PaymentIntent, Refund
 from payloom.resources.rates import Conversion, Rate
 from payloom.resources.reports import PaymentAnalytics, Report, SettlementReport
@@ -28,10 +30,11 @@ NAMESPACES = {
     "balances": Balance,
     "wallet_transactions": WalletTransaction,
     "chain_networks": ChainNetwork,
+    "messages": Message,
 }
 
 __all__ = ["ApiKey", "Balance", "ChainNetwork", "Conversion", "Event", "Invoice", "LineItem", "Merchant",
-           "MerchantMember", "MerchantSettings", "PaymentAnalytics", "PaymentIntent",
+           "MerchantBranding", "MerchantMember", "MerchantSettings", "Message", "PaymentAnalytics", "PaymentIntent",
            "PaymentLink", "PaymentLinkButton", "PaymentLinkCheckout", "Project", "Rate", "Refund",
            "Report", "SettlementReport", "WalletTransaction", "WebhookAttempt", "WebhookDelivery",
            "WebhookEndpoint", "WebhookRecovery", "NAMESPACES"]

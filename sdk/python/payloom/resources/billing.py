@@ -27,6 +27,8 @@ class Invoice(Createable, Retrievable, Listable, Updateable, Deletable):
     amount_remaining: int
     payment_intent: Optional[str]
     hosted_invoice_url: Optional[str]
+    success_url: Optional[str]
+    cancel_url: Optional[str]
 
     finalize = action("POST", "/finalize", doc="Number it, create its intent, open it.")
     void = action("POST", "/void", doc="Void an open or uncollectible invoice.")
@@ -47,6 +49,8 @@ class PaymentLink(Createable, Retrievable, Listable, Updateable):
     currency: str
     amount: Optional[int]
     line_items: List[PayloomObject]
+    success_url: Optional[str]
+    cancel_url: Optional[str]
 
     button = action("GET", "/button", refresh=False,
                     doc="An HTML snippet to embed (``label=``): ``.html``.")

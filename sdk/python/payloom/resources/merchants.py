@@ -29,6 +29,13 @@ class Merchant(Createable, Retrievable, Listable, Updateable):
                                doc="Payment settings with their defaults.")
     modify_settings = action("POST", "/settings", refresh=False,
                              doc="Change payment settings (omitted fields keep their value).")
+    retrieve_branding = action("GET", "/branding", refresh=False,
+                               doc="The hosted page's branding and default success/cancel URLs.")
+    modify_branding = action("POST", "/branding", refresh=False,
+                             doc="Change the branding (a signed-in admin): display_name, logo "
+                                 "(base64 or a data: URI of a PNG, WebP or SVG ≤ 16 KiB), "
+                                 "brand_color, success_url, cancel_url, support_email, "
+                                 "support_url; null clears a field.")
 
     @classmethod
     def list_members(cls, id: str, **params: Any) -> ListObject:
@@ -39,6 +46,21 @@ class Merchant(Createable, Retrievable, Listable, Updateable):
 @register
 class MerchantSettings(PayloomObject):
     OBJECT_NAME = "merchant_settings"
+
+
+@register
+class MerchantBranding(PayloomObject):
+    OBJECT_NAME = "merchant_branding"
+
+    merchant: str
+    display_name: Optional[str]
+    logo: Optional[str]
+    brand_color: Optional[str]
+    brand_text_color: Optional[str]
+    success_url: Optional[str]
+    cancel_url: Optional[str]
+    support_email: Optional[str]
+    support_url: Optional[str]
 
 
 @register

@@ -32,6 +32,8 @@ class PaymentIntent(Createable, Retrievable, Listable, Updateable):
     method: Optional[str]
     description: Optional[str]
     metadata: Dict[str, str]
+    success_url: Optional[str]     # where the hosted page sends the payer once paid
+    cancel_url: Optional[str]      # (null: the merchant's branding default)
     created: int
     expires_at: int
     crypto: Optional[PayloomObject]
