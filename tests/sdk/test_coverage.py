@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import re
 
+import payloom
 import requests
 
-import payloom
 from infra.local.gateway import Gateway
-from shared.platform.openapi import build_openapi
-from shared.platform.router import ROUTERS, SERVICE
+from shared.platform.openapi import build_openapi, manifest_routers
+from shared.platform.router import SERVICE
 
 # Routes an API key may call that the SDK leaves to client.request() on purpose: a user's own
 # account and personal keys (the identity app's API, not a merchant integration's) and the
@@ -150,7 +150,7 @@ def test_every_sdk_call_is_an_api_route_and_every_key_route_is_wrapped():
         used.add(max(matches, key=lambda mt: mt[1].count("/") * 100 - mt[1].count("{")))
 
     key_routes = set()
-    for router in ROUTERS:
+    for router in manifest_routers():
         if not router.public_prefix:
             continue
         for route in router.routes:
