@@ -230,12 +230,7 @@ def list_intents(deps, principal: Principal, query: IntentListQuery) -> ListResp
         q = q.where(filter=FieldFilter("status", "==", query.status))
     if query.customer_email:
         q = q.where(filter=FieldFilter("customer_email", "==", query.customer_email.lower()))
-    if query.created_gte is not None:
-        q = q.where(filter=FieldFilter("created_at", ">=",
-                                       dt.datetime.fromtimestamp(query.created_gte, dt.UTC)))
-    if query.created_lte is not None:
-        q = q.where(filter=FieldFilter("created_at", "<=",
-                                       dt.datetime.fromtimestamp(query.created_lte, dt.UTC)))
+    q = query.filter_created(q)
     page = paginate(q, col, query, url="/v1/payment_intents", to_resource=resource,
                     belongs=lambda d: d.get("tenant") == principal.tenant_id
                     and d.get("livemode") == principal.livemode)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, Field, StrictInt, field_validator
 
 from shared.merchants.branding_rules import MAX_URL
 from shared.payments import states
 from shared.platform.catalog import ObjectPayload, declare
 from shared.platform.models import RequestModel, ResourceModel, check_metadata
-from shared.platform.pagination import ListQuery
+from shared.platform.pagination import CreatedRangeQuery
 
 METHODS = ("wallet", "card", "crypto")
 Method = Literal["wallet", "card", "crypto"]
@@ -77,21 +77,9 @@ class PayWithWallet(RequestModel):
     client_secret: str = Field(..., min_length=10, max_length=200)
 
 
-class IntentListQuery(ListQuery):
+class IntentListQuery(CreatedRangeQuery):
     status: Status | None = None
     customer_email: str | None = Field(None, max_length=254)
-    created_gte: StrictInt | None = Field(None, ge=0, le=10**11, alias="created[gte]",
-                                          description="Unix seconds.")
-    created_lte: StrictInt | None = Field(None, ge=0, le=10**11, alias="created[lte]",
-                                          description="Unix seconds.")
-    model_config = ConfigDict(populate_by_name=True, extra="forbid", str_strip_whitespace=True)
-
-    @field_validator("created_gte", "created_lte", mode="before")
-    @classmethod
-    def _int(cls, value):
-        if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 13:
-            return int(value.strip())
-        return value
 
 
 class TimelineEntry(BaseModel):

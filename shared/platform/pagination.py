@@ -5,10 +5,12 @@ cursor document, so pages stay stable while new items arrive.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Generic, TypeVar
+import datetime as dt
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from google.cloud import firestore
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from shared.platform.errors import InvalidRequest
 from shared.platform.models import DocId, RequestModel
@@ -20,6 +22,33 @@ class ListQuery(RequestModel):
     limit: int = Field(10, ge=1, le=100, description="How many objects to return, 1 to 100.")
     starting_after: DocId | None = Field(None, max_length=100,
                                          description="Cursor: the id of the last object on the previous page.")
+
+
+class CreatedRangeQuery(ListQuery):
+    """A list that also filters on creation time, as Stripe's ``created[gte]``/``created[lte]``
+    (Unix seconds; query strings give digits, which are accepted as integers)."""
+    created_gte: StrictInt | None = Field(None, ge=0, le=10**11, alias="created[gte]",
+                                          description="Unix seconds.")
+    created_lte: StrictInt | None = Field(None, ge=0, le=10**11, alias="created[lte]",
+                                          description="Unix seconds.")
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("created_gte", "created_lte", mode="before")
+    @classmethod
+    def _int(cls, value):
+        if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 13:
+            return int(value.strip())
+        return value
+
+    def filter_created(self, query: firestore.Query, field: str = "created_at") -> firestore.Query:
+        """``query`` narrowed to the requested creation window (an inequality on ``field``)."""
+        if self.created_gte is not None:
+            query = query.where(filter=firestore.FieldFilter(
+                field, ">=", dt.datetime.fromtimestamp(self.created_gte, dt.UTC)))
+        if self.created_lte is not None:
+            query = query.where(filter=firestore.FieldFilter(
+                field, "<=", dt.datetime.fromtimestamp(self.created_lte, dt.UTC)))
+        return query
 
 
 class ListResponse(BaseModel, Generic[T]):

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from shared.platform.catalog import ObjectPayload, declare
 from shared.platform.models import RequestModel, ResourceModel, check_metadata
-from shared.platform.pagination import ListQuery
+from shared.platform.pagination import CreatedRangeQuery, ListQuery
 
 Priority = Literal["high", "normal", "bulk"]
 Status = Literal["queued", "assigned", "sending", "sent", "delivered", "failed", "expired",
@@ -45,20 +45,10 @@ class CreateMessage(RequestModel):
         return check_metadata(value, allow_empty_values=False)
 
 
-class MessageListQuery(ListQuery):
+class MessageListQuery(CreatedRangeQuery):
     status: Status | None = None
     to: str | None = Field(None, max_length=32, description="Recipient, E.164.")
     client_reference: str | None = Field(None, max_length=128)
-    created_gte: StrictInt | None = Field(None, ge=0, le=10**11, alias="created[gte]")
-    created_lte: StrictInt | None = Field(None, ge=0, le=10**11, alias="created[lte]")
-    model_config = ConfigDict(populate_by_name=True, extra="forbid", str_strip_whitespace=True)
-
-    @field_validator("created_gte", "created_lte", mode="before")
-    @classmethod
-    def _int(cls, value):
-        if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 13:
-            return int(value.strip())
-        return value
 
 
 class StatusChange(BaseModel):

@@ -24,7 +24,15 @@ from shared.platform.errors import InvalidRequest, Unprocessable
 from shared.platform.ids import derived_id, new_id
 from shared.platform.pagination import ListResponse, paginate
 from shared.platform.uow import UnitOfWork
-from shared.relay import blacklist, carriers, content, encoding, lifecycle, optout, quotas
+from shared.relay import (
+    blacklist,
+    carriers,
+    content,
+    encoding,
+    lifecycle,
+    optout,
+    quotas,
+)
 from shared.relay.dispatch_settings import DispatchSettings, dispatch_settings
 from shared.relay.lifecycle import CANCELABLE, CANCELED, COLLECTION, QUEUED
 from shared.relay.message_models import CreateMessage, Message, MessageListQuery
@@ -46,7 +54,7 @@ def _recipient(raw: str, settings: DispatchSettings):
 def _times(body: CreateMessage, now: dt.datetime, s: DispatchSettings):
     send_at = None
     if body.send_at is not None:
-        when = dt.datetime.fromtimestamp(body.send_at, dt.timezone.utc)
+        when = dt.datetime.fromtimestamp(body.send_at, dt.UTC)
         if when > now + dt.timedelta(seconds=s.max_schedule_seconds):
             raise InvalidRequest(f"send_at may be at most {s.max_schedule_seconds // 86400} days "
                                  f"ahead.", code="send_at_too_far", param="send_at")
@@ -55,7 +63,7 @@ def _times(body: CreateMessage, now: dt.datetime, s: DispatchSettings):
     if body.expires_at is None:
         expiry = start + dt.timedelta(seconds=s.default_expiry_seconds)
     else:
-        expiry = dt.datetime.fromtimestamp(body.expires_at, dt.timezone.utc)
+        expiry = dt.datetime.fromtimestamp(body.expires_at, dt.UTC)
         if expiry < start + dt.timedelta(seconds=s.min_expiry_seconds):
             raise InvalidRequest(f"expires_at must be at least {s.min_expiry_seconds} seconds after "
                                  f"the message may be sent.", code="expires_at_invalid",
@@ -163,12 +171,7 @@ def list_messages(deps, principal: Principal, query: MessageListQuery) -> ListRe
         q = q.where(filter=FieldFilter("to", "==", parse_phone(query.to, param="to").e164))
     if query.client_reference:
         q = q.where(filter=FieldFilter("client_reference", "==", query.client_reference))
-    if query.created_gte is not None:
-        q = q.where(filter=FieldFilter("created_at", ">=",
-                                       dt.datetime.fromtimestamp(query.created_gte, dt.timezone.utc)))
-    if query.created_lte is not None:
-        q = q.where(filter=FieldFilter("created_at", "<=",
-                                       dt.datetime.fromtimestamp(query.created_lte, dt.timezone.utc)))
+    q = query.filter_created(q)
     page = paginate(q, col, query, url="/v1/messages", to_resource=lifecycle.resource,
                     belongs=lambda d: d.get("tenant") == principal.tenant_id
                     and d.get("livemode") == principal.livemode)
