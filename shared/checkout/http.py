@@ -11,8 +11,9 @@ English text, never a traceback) and the service's 4xx status (503 when a depend
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import flask
 
@@ -34,6 +35,7 @@ from shared.web.pages import Page, PageContext, Pages
 
 pages = Pages("checkout", web_root="pay", package_dir=Path(__file__).resolve().parent)
 PREFIXES = ("/{secret}", "/invoice/{invoice_id}")
+T = TypeVar("T")
 
 
 def N_(message: str) -> str:       # marks a msgid for extraction; translated when shown
@@ -217,6 +219,23 @@ def _refused(ctx: PageContext, exc: PayloomError, **kw) -> Page:
     return render(ctx, co, error=message_for(ctx, exc), status=status, **kw)
 
 
+def _attempt(ctx: PageContext, act: Callable[[access.Checkout], T],
+             then: Callable[[access.Checkout, T], flask.Response],
+             **refused: Any) -> flask.Response | Page:
+    """A payer's form (or the card processor's return) acting on the intent of this URL: load it
+    by its client secret or invoice (a 404 page otherwise), ``act`` on it (the methods' services
+    refuse an intent that can no longer be paid that way), then answer ``then(checkout, what
+    act returned)``, a redirect. A refusal (``PayloomError``) from ``act``, and only from it,
+    re-renders the page with its message and status, ``refused`` passed on (what the page
+    keeps, such as the typed email)."""
+    co = resolve(ctx)
+    try:
+        result = act(co)
+    except PayloomError as exc:
+        return _refused(ctx, exc, **refused)
+    return then(co, result)
+
+
 def on_both(method: str, suffix: str):
     """Register a handler under both page prefixes."""
     def register(fn):
@@ -274,30 +293,27 @@ def cancel(ctx: PageContext):
 # --- crypto ------------------------------------------------------------------------------------
 @on_both("POST", "/crypto")
 def choose_crypto(ctx: PageContext):
-    co = resolve(ctx)
-    try:
-        crypto.choose(ctx.deps, ctx.request, co.client_secret, co.intent, ctx.form.get("option", ""))
-    except PayloomError as exc:
-        return _refused(ctx, exc)
-    return _redirect(co.base + "#crypto")
+    return _attempt(ctx, lambda co: crypto.choose(ctx.deps, ctx.request, co.client_secret,
+                                                  co.intent, ctx.form.get("option", "")),
+                    lambda co, _: _redirect(co.base + "#crypto"))
 
 
 # --- wallet ------------------------------------------------------------------------------------
 @on_both("POST", "/wallet/signin")
 def wallet_signin(ctx: PageContext):
-    co = resolve(ctx)
     email = (ctx.form.get("email") or "")[:254]
-    try:
-        answer = wallet.sign_in(ctx.deps, ctx.request, email, ctx.form.get("password") or "")
-    except PayloomError as exc:
-        return _refused(ctx, exc, email=email)
-    response = _redirect(co.base + "#wallet")
-    if wallet.is_challenge(answer):
-        wallet.set_cookie(ctx.deps, response, wallet.MFA_COOKIE, answer.challenge_id,
-                          answer.expires_in)
-    else:
-        wallet.keep_token(ctx.deps, response, answer)
-    return response
+
+    def signed_in(co: access.Checkout, answer) -> flask.Response:
+        response = _redirect(co.base + "#wallet")
+        if wallet.is_challenge(answer):
+            wallet.set_cookie(ctx.deps, response, wallet.MFA_COOKIE, answer.challenge_id,
+                              answer.expires_in)
+        else:
+            wallet.keep_token(ctx.deps, response, answer)
+        return response
+    return _attempt(ctx, lambda co: wallet.sign_in(ctx.deps, ctx.request, email,
+                                                   ctx.form.get("password") or ""),
+                    signed_in, email=email)
 
 
 @on_both("POST", "/wallet/mfa")
@@ -322,18 +338,19 @@ def wallet_mfa(ctx: PageContext):
 
 @on_both("POST", "/wallet/pay")
 def wallet_pay(ctx: PageContext):
-    co = resolve(ctx)
-    who = wallet.payer(ctx.deps, ctx.request)
-    try:
+    def pay(co: access.Checkout) -> wallet.Payer:
+        who = wallet.payer(ctx.deps, ctx.request)      # never raises: None when signed out
         if who is None:
             raise InvalidRequest("not signed in", code="wallet_signed_out")
         wallet.pay(ctx.deps, who, co.intent_id, co.client_secret or "")
-    except PayloomError as exc:
-        return _refused(ctx, exc)
-    wallet.end_session(ctx.deps, who, "logout")
-    response = _redirect(co.base)
-    wallet.clear_cookie(ctx.deps, response, wallet.TOKEN_COOKIE)
-    return response
+        return who
+
+    def paid(co: access.Checkout, who: wallet.Payer) -> flask.Response:
+        wallet.end_session(ctx.deps, who, "logout")
+        response = _redirect(co.base)
+        wallet.clear_cookie(ctx.deps, response, wallet.TOKEN_COOKIE)
+        return response
+    return _attempt(ctx, pay, paid)
 
 
 @on_both("POST", "/wallet/signout")
@@ -351,24 +368,17 @@ def wallet_signout(ctx: PageContext):
 # --- card ----------------------------------------------------------------------------------------
 @on_both("POST", "/card")
 def card_start(ctx: PageContext):
-    co = resolve(ctx)
-    try:
-        url = card_entry.start(ctx.deps, co.intent, _absolute(ctx, co.base))
-    except PayloomError as exc:
-        return _refused(ctx, exc)
-    return _redirect(url, no_referrer=True)
+    return _attempt(ctx, lambda co: card_entry.start(ctx.deps, co.intent, _absolute(ctx, co.base)),
+                    lambda co, url: _redirect(url, no_referrer=True))
 
 
 @on_both("GET", "/card/return")
 def card_return(ctx: PageContext):
     """The processor's card page sends the browser here with its session id."""
-    co = resolve(ctx)
-    try:
-        nxt = card_entry.complete(ctx.deps, ctx.request, co, ctx.request.args.get("session", ""),
-                                  _absolute(ctx, co.base))
-    except PayloomError as exc:
-        return _refused(ctx, exc)
-    return _redirect(nxt, no_referrer=True) if nxt else _redirect(co.base)
+    return _attempt(ctx, lambda co: card_entry.complete(ctx.deps, ctx.request, co,
+                                                        ctx.request.args.get("session", ""),
+                                                        _absolute(ctx, co.base)),
+                    lambda co, nxt: _redirect(nxt, no_referrer=True) if nxt else _redirect(co.base))
 
 
 @on_both("GET", "/card/done")

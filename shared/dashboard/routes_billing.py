@@ -1,7 +1,9 @@
 """Invoices (list, a one-line draft, finalize) and payment links (list, create, turn on or off)
 through the invoices capability's services; writing needs ``create_payments`` (developer and
 up), reading the viewer role. The create forms carry an ``idem`` key: a resubmitted form finds
-the invoice or link it already made."""
+the invoice or link it already made. Both forms take optional return URLs (``success_url``,
+``cancel_url``; empty: the merchant's branding defaults), checked by the API's own model and
+service rules, so a URL the API refuses is a form error here."""
 from __future__ import annotations
 
 from typing import Any
@@ -18,12 +20,15 @@ from shared.invoices.models import (
     UpdateLink,
 )
 from shared.ledger import assets
+from shared.merchants.branding_rules import MAX_URL
 from shared.platform.errors import PayloomError
 from shared.platform.ratelimit import enforce
 from shared.platform.uow import UnitOfWork, run_unit
 from shared.web.pages import Page
 
 PAGE_SIZE = 25
+RETURN_URLS = ("success_url", "cancel_url")
+KEPT_CHARS = MAX_URL   # a refused form shows each typed value back whole (the longest field)
 CURRENCIES = tuple(assets.ASSETS)
 STATUSES = InvoiceStatus.__args__
 
@@ -69,12 +74,18 @@ def _create(ctx, member: Member, *, build, make, limit, listing, keep: tuple[str
         if exc.status >= 500 or exc.status == 403:
             raise
         return listing(ctx, member, status=exc.status, error=exc.message,
-                       form={k: ctx.form.get(k, "")[:500] for k in keep})
+                       form={k: ctx.form.get(k, "")[:KEPT_CHARS] for k in keep})
     return guard.redirect(ctx, back, done=done, ref=made.id)
 
 
+def _return_urls(f) -> dict[str, str]:
+    """The return URLs typed (empty ones left out: the merchant's defaults apply)."""
+    typed = {name: forms.text(f, name, MAX_URL) for name in RETURN_URLS}
+    return {name: value for name, value in typed.items() if value}
+
+
 def _invoice(f, currency: str) -> CreateInvoice:
-    return forms.validate(CreateInvoice, {
+    return forms.validate(CreateInvoice, {**_return_urls(f),
         "customer": {"email": forms.text(f, "email", 254),
                      "name": forms.text(f, "customer_name", 200) or None},
         "currency": currency, "memo": forms.text(f, "memo", 2000) or None,
@@ -89,7 +100,8 @@ def create_invoice(ctx, member: Member):
     return _create(ctx, member, build=_invoice, make=invoices.create,
                    limit=limits.INVOICES_CREATE, listing=invoice_listing, back="/invoices",
                    done="invoice_created", keep=("email", "customer_name", "currency",
-                                                 "description", "quantity", "unit_amount", "memo"))
+                                                 "description", "quantity", "unit_amount", "memo",
+                                                 *RETURN_URLS))
 
 
 @guard.member_page("POST", "/invoices/{invoice_id}/finalize", need="create_payments",
@@ -117,7 +129,7 @@ def link_list(ctx, member: Member):
 
 def _link(f, currency: str) -> CreateLink:
     return forms.validate(CreateLink, {
-        "currency": currency, "amount": forms.amount(f, "amount", currency),
+        **_return_urls(f), "currency": currency, "amount": forms.amount(f, "amount", currency),
         "description": forms.text(f, "description", 500) or None})
 
 
@@ -126,7 +138,7 @@ def create_link(ctx, member: Member):
     """A link for a fixed amount (line items or a visitor's amount: the API)."""
     return _create(ctx, member, build=_link, make=links.create, limit=limits.LINKS_CREATE,
                    listing=link_listing, back="/links", done="link_created",
-                   keep=("currency", "amount", "description"))
+                   keep=("currency", "amount", "description", *RETURN_URLS))
 
 
 @guard.member_page("POST", "/links/{link_id}/active", need="create_payments", section="links")

@@ -156,3 +156,48 @@ def test_a_viewer_sees_no_controls_it_may_not_use(wiring, shop, payer, inprocess
     assert "403" in page.inner_text("main") and "developer" in page.inner_text("main")
     assert axe_violations(page) == []
     screenshot(page, "viewer-forbidden")
+
+
+def test_invoice_and_link_forms_with_return_urls(wiring, shop, inprocess_gateway, browser_page):
+    from shared.invoices import invoices, links
+    from shared.invoices.models import InvoiceListQuery, LinkListQuery
+
+    page, base = browser_page, f"{inprocess_gateway}/dashboard"
+    page.goto(f"{base}/signin")
+    page.fill("#email", email_of(wiring, shop.users["developer"][0]))
+    page.fill("#password", DEFAULT_PASSWORD)
+    page.click("button[type=submit] >> text=Sign in")
+    page.wait_for_url("**/dashboard/payments")
+
+    page.goto(f"{base}/invoices")
+    _checked(page, "invoices")
+    page.fill("#inv-email", "dara@example.com")
+    page.fill("#inv-description", "Catering")
+    page.fill("#inv-unit", "40")
+    page.fill("#inv-success", "https://shop.example/thanks?order={PAYMENT_INTENT_ID}")
+    page.fill("#inv-cancel", "https://shop.example/cart")
+    page.click("form[aria-labelledby=new-invoice] button[type=submit]")
+    page.wait_for_url("**done=invoice_created*")
+    [made] = invoices.list_invoices(wiring, owner_principal(shop), InvoiceListQuery(limit=10)).data
+    assert made.success_url == "https://shop.example/thanks?order={PAYMENT_INTENT_ID}"
+    assert made.cancel_url == "https://shop.example/cart"
+
+    page.goto(f"{base}/links")
+    page.fill("#link-amount", "7.50")
+    page.fill("#link-success", "http://shop.example/thanks")      # plain http: refused
+    page.click("form[aria-labelledby=new-link] button[type=submit]")
+    page.wait_for_selector("[role=alert]")
+    assert "success_url" in page.inner_text("[role=alert]")
+    assert page.input_value("#link-success") == "http://shop.example/thanks"
+    assert page.input_value("#link-amount") == "7.50"
+    assert len(page.problems) == 1 and "status of 400" in page.problems[0]   # the refusal itself
+    page.problems.clear()
+    _checked(page, "links-url-refused")
+    page.fill("#link-success", "https://shop.example/thanks")
+    page.click("form[aria-labelledby=new-link] button[type=submit]")
+    page.wait_for_url("**done=link_created*")
+    [link] = links.list_links(wiring, owner_principal(shop), LinkListQuery(limit=10)).data
+    assert (link.success_url, link.cancel_url) == ("https://shop.example/thanks", None)
+    page.goto(f"{base}/links?lang=km")
+    assert "URL ជោគជ័យ" in page.inner_text("main")
+    _checked(page, "links-km")

@@ -1,17 +1,24 @@
 """Webhooks (deliveries and attempts on the endpoint and payment pages, the replay button),
 API keys (create, roll and revoke with confirmation; the secret shown once and working),
-invoices and payment links, settlement reports (page, CSV and JSON downloads), analytics."""
+invoices and payment links (with return URLs checked as the API does), settlement reports
+(page, CSV and JSON downloads), analytics."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import re
+import urllib.parse
 
 import pytest
 
 from shared.identity.apikeys.service import authenticate_api_key
+from shared.invoices import invoices, links
+from shared.invoices.models import InvoiceListQuery, LinkListQuery
+from shared.payments import intents
 from shared.platform.errors import AuthenticationError
+from shared.platform.uow import UnitOfWork
 from tests.dashboard.conftest import (
     ROOT,
     delivered,
@@ -174,6 +181,77 @@ def test_invoices_and_payment_links(wiring, member, shop):
     assert 'action="/dashboard/links"' not in text(viewer.get("/links"))
     assert viewer.post("/links", {"idem": "q" * 20, "currency": "USD", "amount": "1"}).status_code == 403
     assert viewer.post(f"/invoices/{invoice_id}/finalize", {}).status_code == 403
+
+
+def _made(resp) -> str:
+    assert resp.status_code == 303, text(resp)[:500]
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(resp.headers["Location"]).query)["ref"][0]
+
+
+def _alert(resp) -> str:
+    found = re.search(r'<p class="error" role="alert">(.*?)</p>', text(resp), re.DOTALL)
+    return html.unescape(found.group(1)) if found else ""
+
+
+def _idem(b, path: str) -> str:
+    return re.search(r'name="idem" value="([^"]+)"', text(b.get(path))).group(1)
+
+
+def test_invoices_and_links_take_return_urls_checked_as_the_api_does(wiring, member, shop):
+    dev = member("developer")
+    page = text(dev.get("/invoices"))
+    assert 'name="success_url"' in page and 'name="cancel_url"' in page and "Success URL" in page
+    success = "https://shop.example/thanks?order={PAYMENT_INTENT_ID}"
+    form = {"idem": _idem(dev, "/invoices"), "email": "buyer@example.com", "currency": "USD",
+            "description": "Consulting", "unit_amount": "5", "success_url": success,
+            "cancel_url": "https://shop.example/cart"}
+    invoice_id = _made(dev.post("/invoices", form))
+    stored = invoices.retrieve(UnitOfWork(wiring), owner_principal(shop), invoice_id)
+    assert (stored.success_url, stored.cancel_url) == (success, "https://shop.example/cart")
+    r = dev.post(f"/invoices/{invoice_id}/finalize", {})     # the intent carries them on
+    assert r.status_code == 303
+    pi = invoices.retrieve(UnitOfWork(wiring), owner_principal(shop), invoice_id).payment_intent
+    intent = intents.retrieve(UnitOfWork(wiring), owner_principal(shop), pi)
+    assert (intent.success_url, intent.cancel_url) == (success, "https://shop.example/cart")
+
+    link_id = _made(dev.post("/links", {"idem": _idem(dev, "/links"), "currency": "USD",
+                                        "amount": "3", "cancel_url": "http://localhost:3000/cart"}))
+    link = links.retrieve(UnitOfWork(wiring), owner_principal(shop), link_id)
+    assert (link.success_url, link.cancel_url) == (None, "http://localhost:3000/cart")  # test mode
+    plain = _made(dev.post("/links", {"idem": _idem(dev, "/links"), "currency": "USD",
+                                      "amount": "4", "success_url": "", "cancel_url": " "}))
+    link = links.retrieve(UnitOfWork(wiring), owner_principal(shop), plain)
+    assert (link.success_url, link.cancel_url) == (None, None)     # empty: the branding defaults
+
+    # a URL the API refuses is a form error with what was typed kept, and nothing is made
+    before = len(invoices.list_invoices(wiring, owner_principal(shop),
+                                        InvoiceListQuery(limit=100)).data)
+    for bad_url, field in (("http://shop.example/thanks", "success_url"),
+                           ("javascript:alert(1)", "cancel_url"),
+                           ("https://user:pw@shop.example/", "success_url"),
+                           ("https://shop.example/" + "a" * 2000, "cancel_url")):
+        bad = dev.post("/invoices", {**form, "idem": _idem(dev, "/invoices"), field: bad_url})
+        assert bad.status_code == 400, (bad_url, text(bad)[:300])
+        assert field in _alert(bad) and 'value="Consulting"' in text(bad)
+        assert html.escape(bad_url[:2000]) in text(bad)
+        bad = dev.post("/links", {"idem": _idem(dev, "/links"), "currency": "USD", "amount": "2",
+                                  "description": "Kept", field: bad_url})
+        assert bad.status_code == 400 and field in _alert(bad), (bad_url, text(bad)[:300])
+        assert 'value="Kept"' in text(bad)
+    after = invoices.list_invoices(wiring, owner_principal(shop), InvoiceListQuery(limit=100)).data
+    assert len(after) == before
+    assert not any(l.description == "Kept" for l in links.list_links(
+        wiring, owner_principal(shop), LinkListQuery(limit=100)).data)
+
+    # live mode never sends a payer to plain http, not even localhost
+    dev.post("/mode", {"mode": "live"})
+    bad = dev.post("/links", {"idem": _idem(dev, "/links"), "currency": "USD", "amount": "2",
+                              "success_url": "http://localhost:3000/thanks"})
+    assert bad.status_code == 400 and "live mode" in _alert(bad)
+    live = _made(dev.post("/links", {"idem": _idem(dev, "/links"), "currency": "USD",
+                                     "amount": "2", "success_url": "https://shop.example/ok"}))
+    assert links.retrieve(UnitOfWork(wiring), owner_principal(shop, livemode=True),
+                          live).success_url == "https://shop.example/ok"
 
 
 def test_settlement_report_page_and_downloads(wiring, member, shop, payer):

@@ -60,6 +60,8 @@ def test_every_route_for_every_caller(user, client):
         ("POST", lambda: f"/{mid}", {"business_name": "Renamed"}, "admin", False),
         ("GET", lambda: f"/{mid}/settings", None, "admin", True),
         ("POST", lambda: f"/{mid}/settings", {"payment_tolerance_bps": 50}, "admin", False),
+        ("GET", lambda: f"/{mid}/branding", None, "viewer", True),
+        ("POST", lambda: f"/{mid}/branding", {"display_name": "Rebranded"}, "admin", False),
         ("GET", lambda: f"/{mid}/members", None, "viewer", False),
         ("GET", lambda: f"/{mid}/members/{owner.id}", None, "viewer", False),
         ("POST", lambda: f"/{mid}/members/{viewer_target()}", {"role": "support"}, "admin", False),
