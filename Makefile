@@ -41,7 +41,7 @@ run: deps
 	@$(PY) -m infra.local.stack
 
 test: deps
-	@$(PY) -m pytest -q
+	@$(PY) -m pytest -q --durations=25
 	@bash infra/checkov.sh
 
 test-unit: $(STAMP)

@@ -3,10 +3,11 @@ import functions_framework
 
 import shared.platform.secrets_at_rest  # noqa: F401  (seals clients' callback secrets: the KMS role)
 from shared.identity.sessions.authn import identity_authenticator
+from shared.merchants.context import merchant_context
 from shared.platform.entry import boot
 from shared.relay.http import messages
 
-boot("messages", authenticators=[identity_authenticator])
+boot("messages", authenticators=[identity_authenticator], resolvers=[merchant_context])
 
 
 @functions_framework.http

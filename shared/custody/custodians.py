@@ -33,6 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.identity import step_up
 from shared.ledger import assets
 from shared.platform.auth import Principal
 from shared.platform.errors import InvalidRequest, PermissionDenied
@@ -40,7 +41,6 @@ from shared.platform.errors import InvalidRequest, PermissionDenied
 ENV_VAR = "PAYLOOM_CUSTODIANS"
 MODE_HEADER = "Payloom-Mode"
 MAX_APPROVERS = 20
-SESSIONS = "sessions"   # shared.identity.sessions.sessions.SESSIONS
 # What ``require_custodian`` asks of the caller's sign-in:
 NO_MFA, MFA_SESSION, RECENT_MFA = "none", "session", "recent"
 _ZERO = re.compile(r"^0(\.0+)?$")
@@ -163,10 +163,8 @@ def require_custodian(principal: Principal, deps: Any, *, livemode: bool = False
     - ``mfa_required`` (``mfa`` is ``session`` or ``recent``): the session was not opened by a
       sign-in that passed a second factor (its ``amr`` has no ``mfa``);
     - ``recent_mfa_required`` (``mfa="recent"``): that sign-in is older than
-      ``mfa_max_age_seconds``. Access tokens carry ``amr`` but no ``auth_time``, and a refresh
-      keeps the session's ``amr``; the session's ``created_at`` is the moment the factors were
-      proven, so it is the authentication time (one read of ``sessions/{sid}``). The custodian
-      signs in again (password + TOTP) to step up.
+      ``mfa_max_age_seconds`` (``shared.identity.step_up``: one read of the session). The
+      custodian signs in again (password + TOTP) to step up.
     """
     policy = custody_config(deps).policy(livemode)
     if principal.kind != "user" or policy is None or not policy.is_approver(principal.id):
@@ -175,26 +173,7 @@ def require_custodian(principal: Principal, deps: Any, *, livemode: bool = False
     custodian = Custodian(principal.id, livemode, policy, principal.session_id, principal.ip)
     if mfa == NO_MFA:
         return custodian
-    session = _session(deps, principal)
-    if session is None or "mfa" not in (session.get("amr") or ()):
-        raise PermissionDenied("Custody actions need a session opened with a second factor: "
-                               "sign in again with your authenticator.", code="mfa_required")
-    signed_in = session.get("created_at")
-    if mfa == RECENT_MFA:
-        age = deps.clock.now() - signed_in if isinstance(signed_in, dt.datetime) else None
-        if age is None or age > dt.timedelta(seconds=policy.mfa_max_age_seconds):
-            raise PermissionDenied(
-                f"This action needs a sign-in with a second factor in the last "
-                f"{policy.mfa_max_age_seconds // 60} minutes: sign in again.",
-                code="recent_mfa_required")
+    signed_in = step_up.require_mfa(
+        deps, principal, what="Custody actions",
+        max_age_seconds=policy.mfa_max_age_seconds if mfa == RECENT_MFA else None)
     return dataclasses.replace(custodian, mfa_at=signed_in)
-
-
-def _session(deps: Any, principal: Principal) -> dict[str, Any] | None:
-    if not principal.session_id:
-        return None
-    snap = deps.db.collection(SESSIONS).document(principal.session_id).get()
-    doc = snap.to_dict() if snap.exists else None
-    if doc is None or doc.get("user_id") != principal.id or doc.get("status") != "active":
-        return None
-    return doc

@@ -32,7 +32,7 @@ from shared.merchants.branding_rules import (
     text_on,
 )
 from shared.platform.clock import rfc3339
-from shared.platform.models import RequestModel, ResourceModel
+from shared.platform.models import DisplayText, RequestModel, ResourceModel
 
 COLLECTION = "merchant_branding"
 EMAIL = r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}$"
@@ -61,7 +61,7 @@ class Branding(ResourceModel):
 
 class UpdateBranding(RequestModel):
     """Given fields replace the stored ones; ``null`` (or an empty string) clears one."""
-    display_name: str | None = Field(None, max_length=MAX_NAME, examples=["Angkor Coffee"])
+    display_name: DisplayText | None = Field(None, max_length=MAX_NAME, examples=["Angkor Coffee"])
     logo: str | None = Field(None, max_length=4 * MAX_LOGO_BYTES // 3 + 200, description=(
         "Base64 of a PNG, WebP or SVG of at most 16 KiB, or a data: URI of one. SVG is "
         "sanitised: scripts, event handlers, external references and styles are removed."))

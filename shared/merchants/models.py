@@ -9,7 +9,7 @@ from shared.identity.models import normalise_email
 from shared.identity.resources import ApiKey, ApiKeyWithSecret
 from shared.platform import catalog
 from shared.platform.catalog import ObjectPayload
-from shared.platform.models import DocId, RequestModel, ResourceModel
+from shared.platform.models import DisplayText, DocId, RequestModel, ResourceModel
 from shared.platform.pagination import ListQuery
 
 Role = Literal["owner", "admin", "developer", "support", "viewer"]
@@ -92,14 +92,14 @@ class MerchantApiKeyWithSecret(ApiKeyWithSecret):
 # --- requests ---------------------------------------------------------------------------------
 
 class CreateMerchant(RequestModel):
-    business_name: str = Field(..., min_length=1, max_length=200)
+    business_name: DisplayText = Field(..., min_length=1, max_length=200)
     country: str = Field(..., min_length=2, max_length=2, description="ISO 3166-1 alpha-2.")
     settlement_asset: str = Field(..., min_length=1, max_length=12,
                                   description="A ledger asset code (USD, KHR, USDC, …).")
 
 
 class UpdateMerchant(RequestModel):
-    business_name: str | None = Field(None, min_length=1, max_length=200)
+    business_name: DisplayText | None = Field(None, min_length=1, max_length=200)
     country: str | None = Field(None, min_length=2, max_length=2)
 
 

@@ -20,6 +20,7 @@ MATRIX: dict[str, str] = {
     "read": "viewer",               # the merchant, projects, members, payments, events
     "refund_payments": "support",   # support answers customers: refunds, disputes evidence
     "create_payments": "developer", # intents, invoices, links from the dashboard
+    "send_messages": "developer",   # SMS relay messages, opt-outs, callback secret (quota spent)
     "manage_keys": "developer",     # create, roll, revoke API keys; read key metadata
     "manage_webhooks": "developer", # webhook endpoints, replays
     "manage_projects": "admin",

@@ -5,6 +5,7 @@ Stripe-shaped resources with ``id``, ``object`` and ``created``.
 """
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -27,6 +28,24 @@ def _doc_id(value: str) -> str:
 # A string that ends up as a Firestore document id (cursors, challenge ids, pending ids): use
 # it on every request, query or task field that is looked up by id, so bad ids are a 400.
 DocId = Annotated[str, AfterValidator(_doc_id)]
+
+
+# Bidirectional overrides, embeddings and isolates reorder what a reader sees (an RTL override
+# shows "321cba/yl.tib" as "bit.ly/abc123", "Coffee\u202egnp.exe" as "Coffeeexe.png").
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _display_text(value: str) -> str:
+    if any(unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS for ch in value):
+        raise ValueError("must not hold control characters or bidirectional overrides")
+    if value and not any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in value):
+        raise ValueError("must hold visible characters")
+    return value
+
+
+# A name shown to other people (a merchant's business or brand name on the payment page, in
+# emails): no control characters, no bidi overrides, not only invisible characters.
+DisplayText = Annotated[str, AfterValidator(_display_text)]
 
 
 class RequestModel(BaseModel):

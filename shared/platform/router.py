@@ -122,8 +122,14 @@ ROUTERS: list["Router"] = []  # every router created in this process, for the Op
 
 class Router:
     def __init__(self, name: str, *, public_prefix: str | None = None,
-                 rate_limits: Sequence[tuple[Limit, str]] = (), tags: Sequence[str] = ()):
+                 rate_limits: Sequence[tuple[Limit, str]] = (), tags: Sequence[str] = (),
+                 localize_errors: "ErrorLocalizer | None" = None):
+        """``localize_errors(request, error)``: called on every error this router answers (the
+        router's own too: unknown route, 401, 405, 415, body validation, rate limits; and
+        idempotent replays), may add fields to the envelope's ``error`` object, e.g. a
+        translated message for a phone app; ``Vary: Accept-Language`` is then set."""
         ROUTERS.append(self)
+        self.localize_errors = localize_errors
         self.name = name
         self.public_prefix = public_prefix and f"/v1/{public_prefix.strip('/')}"
         self.prefixes = [p for p in (public_prefix and f"/v1/{public_prefix.strip('/')}",
@@ -191,6 +197,8 @@ class Router:
         except Exception:  # noqa: BLE001 — never leak internals
             _log.exception("unhandled error in %s %s", request.method, request.path)
             response = _json_response(500, INTERNAL_ERROR)
+        if self.localize_errors is not None:
+            response = _localized(response, request, self.localize_errors)
         if response.status_code == 401:
             token = auth_mod.bearer_token(request.headers, forwarded=deps.settings.is_production)
             headers["WWW-Authenticate"] = www_authenticate(token_rejected=token is not None)
@@ -444,6 +452,29 @@ def _allow_header(methods: Iterable[str]) -> str:
 def _valid_path_value(value: str) -> bool:
     """Path parameters become Firestore document ids: refuse what Firestore cannot name."""
     return is_doc_id(value)
+
+
+ErrorLocalizer = Callable[[flask.Request, dict], None]
+
+
+def _localized(response: flask.Response, request: flask.Request,
+               localize: ErrorLocalizer) -> flask.Response:
+    """The error envelope of ``response`` passed through ``localize`` (other answers as is)."""
+    response.vary.add("Accept-Language")
+    if response.status_code < 400 or response.mimetype != "application/json":
+        return response
+    payload = response.get_json(silent=True)
+    if not isinstance(payload, dict) or not isinstance(payload.get("error"), dict):
+        return response
+    before = dict(payload["error"])
+    try:
+        localize(request, payload["error"])
+    except Exception:  # noqa: BLE001 — a translation must never turn an error into a 500
+        _log.exception("error localizer failed")
+        return response
+    if payload["error"] != before:
+        response.set_data(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
+    return response
 
 
 def _json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> flask.Response:

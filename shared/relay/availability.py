@@ -67,6 +67,11 @@ class Candidate:
     in_flight: int
 
 
+class Candidates(list):
+    """``candidates``' answer; ``from_cache`` says it came from the instance cache, not the index."""
+    from_cache = False
+
+
 def availability_ref(db, sim_id: str):
     return db.collection(COLLECTION).document(sim_id)
 
@@ -304,16 +309,17 @@ def _is_uow(obj) -> bool:
 
 def candidates(db, *, carrier: str | None, livemode: bool, now: dt.datetime, limit: int = 8,
                exclude_sims=frozenset(), exclude_providers=frozenset(),
-               settings: SupplySettings | None = None) -> list[Candidate]:
+               settings: SupplySettings | None = None, fresh: bool = False) -> Candidates:
     """SIMs that can take a message now, best first, one provider's SIMs spread out.
 
     ``db`` is the Firestore client, or the caller's unit of work: then the documents read
     here are the versions a later ``reserve`` in the same unit is guarded by (no second read).
     ``carrier=None``: any carrier (the fallback). ``settings``: the supply settings (from the
-    unit's deps when ``db`` is a unit; the environment's otherwise).
+    unit's deps when ``db`` is a unit; the environment's otherwise). ``fresh``: ask the index
+    even when the instance cache is on (matching does after every cached candidate failed).
     """
     if limit <= 0:
-        return []
+        return Candidates()
     uow = db if _is_uow(db) else None
     client = uow.db if uow is not None else db
     if settings is None:
@@ -324,15 +330,19 @@ def candidates(db, *, carrier: str | None, livemode: bool, now: dt.datetime, lim
         return not (doc["sim_id"] in exclude_sims or doc["provider_id"] in exclude_providers
                     or block(doc, now, settings) is not None)
 
-    if settings.candidates_cache_seconds > 0:
+    if settings.candidates_cache_seconds > 0 and not fresh:
         docs = _cached_page(client, bool(livemode), key, settings.candidates_cache_seconds)
         found = [(score(d, now, settings) + random.uniform(0, JITTER), d) for d in docs if keep(d)]
-        if len(found) >= limit or len(docs) < CACHE_PAGE:
+        # an empty answer is never trusted from memory: a SIM another instance revived is
+        # found by the query below, so the cache can make a choice stale but never miss one
+        if found and (len(found) >= limit or len(docs) < CACHE_PAGE):
             chosen = _spread(found)[:limit]
             if uow is not None:   # the first reserve reads all of them in one batch
                 for doc in chosen:
                     uow.prefetch(availability_ref(client, doc["sim_id"]))
-            return [_candidate(doc, now, settings) for doc in chosen]
+            answer = Candidates(_candidate(doc, now, settings) for doc in chosen)
+            answer.from_cache = True
+            return answer
     q = _pool_query(client, bool(livemode), key)
     page = max(3 * limit, 24) + len(exclude_sims)
     found: list[tuple[float, dict[str, Any]]] = []
@@ -350,7 +360,7 @@ def candidates(db, *, carrier: str | None, livemode: bool, now: dt.datetime, lim
         if len(found) >= limit or len(snaps) < page:
             break
         cursor = snaps[-1]
-    return [_candidate(doc, now, settings) for doc in _spread(found)[:limit]]
+    return Candidates(_candidate(doc, now, settings) for doc in _spread(found)[:limit])
 
 
 def _pool_query(client, livemode: bool, key: str | None):

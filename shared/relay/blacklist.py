@@ -85,14 +85,14 @@ def _apply(uow, kind: str, value: str, ref, on: bool) -> None:
     availability.set_flag(uow, _covered_sims(uow, kind, value, record), FLAG[kind], on)
 
 
-def add(uow, body: M.BlacklistRequest) -> tuple[M.BlacklistEntry, bool]:
+def add(uow, body: M.BlacklistRequest, *, actor: str = "service") -> tuple[M.BlacklistEntry, bool]:
     key, shown, ref = _target(uow, body.kind, body.value)
     eref = entry_ref(uow.db, body.kind, key)
     existing = staging.load(uow, eref)
     if existing is not None:
         return resource(existing), False
     doc = {"id": eref.id, "kind": body.kind, "key": key, "value": shown, "reason": body.reason,
-           "created_at": uow.now}
+           "created_at": uow.now, "created_by": actor}
     staging.stage(uow, eref, doc)
     if ref is not None:
         _apply(uow, body.kind, key, ref, True)
@@ -113,7 +113,7 @@ def remove(uow, entry: str) -> M.BlacklistEntry:
 
 def resource(doc: dict[str, Any]) -> M.BlacklistEntry:
     return M.BlacklistEntry(id=doc["id"], kind=doc["kind"], value=doc["value"], reason=doc["reason"],
-                            created=unix(doc["created_at"]))
+                            created=unix(doc["created_at"]), created_by=doc.get("created_by"))
 
 
 def list_entries(db, *, kind: str | None, limit: int) -> M.BlacklistList:

@@ -70,8 +70,14 @@ class Verdict:
         return self.reason is not None
 
 
+# Ideographic and halfwidth full stops separate domain labels like "." (IDNA/UTS 46).
+DOTS = str.maketrans({"\u3002": ".", "\uff61": "."})
+
+
 def normalize(text: str) -> str:
-    return _SPACES.sub(" ", unicodedata.normalize("NFKC", text).translate(ZERO_WIDTH).casefold()).strip()
+    text = "".join(ch for ch in unicodedata.normalize("NFKC", text)
+                   if unicodedata.category(ch) != "Cf")      # every zero-width/format character
+    return _SPACES.sub(" ", text.translate(ZERO_WIDTH).translate(DOTS).casefold()).strip()
 
 
 def _term(raw: dict) -> Term:

@@ -3,7 +3,8 @@
 ``relay_earnings/{ern_…}`` (the id is derived from the job id, so a message earns once) holds
 the provider, SIM, job, ``amount`` (integer PPT units at the ledger scale, 6) and ``status``
 ``unpaid``. It is written in the same commit as the delivery that earned it
-(``availability.release(..., outcome="delivered")``), and the provider's day and lifetime
+(``availability.release(..., outcome="delivered")``, or ``record_late`` for a phone that
+delivered after its job was taken away on a deadline), and the provider's day and lifetime
 counters (``relay_provider_stats``) grow by blind increments in that commit. Paying out —
 crediting the provider's PPT wallet through the ledger and marking records ``paid`` — is the
 next issue's; nothing here moves money yet.
@@ -39,6 +40,20 @@ def record(uow, sim_doc: dict[str, Any], job_id: str, now: dt.datetime, units: i
                      "job_id": job_id, "amount": int(units), "asset": ASSET, "status": "unpaid",
                      "livemode": bool(sim_doc.get("livemode")), "created_at": now})
     count_provider(uow, sim_doc["provider_id"], now, {"earned_units": int(units)})
+
+
+def record_late(uow, job: dict[str, Any], now: dt.datetime, units: int) -> bool:
+    """The earning of a job whose phone delivered the message after dispatch had taken the job
+    away on a deadline (ADR 0044: truth wins). The SIM's document no longer tracks that job,
+    so the earning's own record is the guard: one read, created only if absent. Reputation is
+    not credited again (the job already counted as timed out)."""
+    from shared.relay import staging
+    ref = earning_ref(uow.db, job["id"])
+    if staging.load(uow, ref) is not None:
+        return False
+    sim = {"provider_id": job["provider_id"], "sim_id": job["sim_id"], "livemode": job["livemode"]}
+    record(uow, sim, job["id"], now, units)
+    return True
 
 
 def resource(doc: dict[str, Any]) -> Earning:

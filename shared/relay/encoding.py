@@ -18,6 +18,7 @@ import dataclasses
 import unicodedata
 
 from shared.platform.errors import InvalidRequest
+from shared.platform.models import BIDI_CONTROLS
 
 # The GSM 03.38 default alphabet (basic character set), as Unicode.
 GSM_BASIC = frozenset(
@@ -48,6 +49,16 @@ def _check_characters(text: str) -> None:
         if unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS:
             raise InvalidRequest("text holds a control character an SMS cannot carry.",
                                  code="text_invalid", param="text")
+        if ch in BIDI_CONTROLS:   # they reorder what the recipient sees: no SMS needs them
+            raise InvalidRequest("text holds a bidirectional override or isolate character.",
+                                 code="text_invalid", param="text")
+
+
+def _visible(text: str) -> bool:
+    """Whether anything would show on the handset: not only spaces, format characters
+    (zero-width spaces and joiners, marks, soft hyphens, BOM) or Hangul fillers."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf"
+               and ch not in "\u115f\u1160\u3164\uffa0" for ch in text)
 
 
 def _units(ch: str, encoding: str) -> int:
@@ -77,7 +88,7 @@ def count_parts(text: str, encoding: str) -> tuple[int, int]:
 
 def encode(text: str, *, max_parts: int = DEFAULT_MAX_PARTS) -> Encoded:
     """Classify and count ``text``; 400 ``text_invalid``/``text_too_long`` when unusable."""
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or not _visible(text):
         raise InvalidRequest("text must not be empty.", code="text_empty", param="text")
     _check_characters(text)
     enc = encoding_of(text)

@@ -1,7 +1,7 @@
 """The provider phone's job routes (``/v1/relay/jobs``): list, fetch (= acknowledge), report.
 
 The phone calls them signed in as its provider. Answers are small JSON; with
-``Accept-Language: km`` errors carry ``message_km`` (``khmer.khmer_errors``), and jobs and
+``Accept-Language: km`` errors carry ``message_km`` (the router's ``khmer.localize_error``), and jobs and
 report answers always carry their short Khmer status. A job that is not the caller's is a 404
 exactly like one that does not exist.
 """
@@ -14,7 +14,7 @@ from shared.platform.pagination import ListResponse
 from shared.platform.ratelimit import Limit
 from shared.platform.router import Context
 from shared.relay import jobs, optout
-from shared.relay.khmer import KM, khmer_errors
+from shared.relay.khmer import KM
 from shared.relay.message_models import Job, JobListQuery, JobReport, JobSummary, ReportOutcome
 from shared.relay.routers import relay
 
@@ -35,21 +35,18 @@ class JobReply(RequestModel):
 
 
 @relay.get("/jobs", query=JobListQuery, response=ListResponse[JobSummary], auth=USER)
-@khmer_errors
 def list_my_jobs(ctx: Context):
     """The caller's jobs, newest first (filter by status)."""
     return jobs.list_jobs(ctx.deps, ctx.principal, ctx.query)
 
 
 @relay.get("/jobs/{job_id}", response=Job, auth=USER, rate_limits=[(REPORTS, "principal")])
-@khmer_errors
 def fetch_job(ctx: Context, job_id: str):
     """Fetch the pushed job (this acknowledges it): recipient, text and the job token."""
     return jobs.fetch(ctx.uow, ctx.principal, job_id)
 
 
 def _report(kind: str):
-    @khmer_errors
     def handler(ctx: Context, job_id: str):
         return jobs.report(ctx.uow, ctx.principal, job_id, kind, ctx.body)
     handler.__name__ = f"report_{kind}"
@@ -67,7 +64,6 @@ for _kind in ("sent", "delivered", "failed"):
 
 @relay.post("/jobs/{job_id}/reply", body=JobReply, response=ReportOutcome, auth=USER,
             idempotent=False, rate_limits=[(REPORTS, "principal")])
-@khmer_errors
 def report_reply(ctx: Context, job_id: str):
     """A reply the SIM received to this job's SMS; STOP opts the recipient out."""
     return jobs.reply(ctx.uow, ctx.principal, job_id, ctx.body.token, ctx.body.text,

@@ -34,6 +34,7 @@ from shared.relay import availability, fraud, lifecycle, providers
 from shared.relay.dispatch_settings import DispatchSettings, dispatch_settings
 from shared.relay.lifecycle import ASSIGNED, DELIVERED, FAILED, JOBS, SENDING, SENT
 from shared.relay.message_models import Job, JobListQuery, JobSummary, ReportOutcome
+from shared.relay.supply_settings import supply_settings
 
 _log = logs.get_logger(__name__)
 ENDED = ("timeout", "revoked", "canceled")   # taken away from the phone
@@ -209,11 +210,13 @@ def report(uow: UnitOfWork, principal: Principal, job_id: str, kind: str, body) 
     _apply(uow, kind, j_ref, job, m_ref, message, body.carrier_error)
     duplicate = job["status"] == before
     # the detectors judge what the phone said: a delivery report with no sent report before it
-    # is "delivered_unsent", not "delivered 0 s after sent"
-    fraud.observe_report(uow, sim_id=job["sim_id"], provider_id=provider_id, job_id=job_id,
-                         kind=kind, assigned_at=job["assigned_at"],
-                         sent_at=job.get("sent_at") if kind == "sent" else reported_sent,
-                         delivered_at=job.get("delivered_at"), valid=True)
+    # is "delivered_unsent", not "delivered 0 s after sent"; a repeat (the phone retrying a lost
+    # answer) says nothing new and is not judged again (one latency sample per delivery)
+    if not duplicate:
+        fraud.observe_report(uow, sim_id=job["sim_id"], provider_id=provider_id, job_id=job_id,
+                             kind=kind, assigned_at=job["assigned_at"],
+                             sent_at=job.get("sent_at") if kind == "sent" else reported_sent,
+                             delivered_at=job.get("delivered_at"), valid=True)
     return ReportOutcome(job=job_id, accepted=True, status=job["status"], duplicate=duplicate,
                          message_km=KM_REPORT["duplicate" if duplicate else "accepted"])
 
@@ -309,6 +312,9 @@ def _message_delivered(uow, m_ref, message, job, current: bool) -> None:
                          reason="delivered" if ours else "late_report", job=job["id"],
                          sent_by_job=job["id"], sent_at=message.get("sent_at") or job["sent_at"],
                          delivered_at=uow.now, failure_code=None, failure_message=None)
+    if job.get("late"):   # it DID deliver the message: it earns, though its SIM let it go
+        from shared.relay import earnings
+        earnings.record_late(uow, job, uow.now, supply_settings(uow.deps).reward_units)
 
 
 def _message_failed(uow, m_ref, message, job, job_status: str, current: bool, error: str) -> None:

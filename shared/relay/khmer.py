@@ -1,18 +1,14 @@
 """Khmer for the provider's phone app: short texts for errors and statuses (ADR 0043).
 
 A request with ``Accept-Language: km`` (first or with the highest weight among km/en) gets
-``message_km`` next to the English ``message`` of an error (``khmer_errors`` wraps a route
-handler) and on status answers (heartbeat, provider). Without it nothing changes, so the error
-envelope stays the platform's four fields. Texts are keyed by error code or status; an
-unknown code falls back to a generic sentence. Dispatch (R2) may import ``khmer_errors`` and
-``KM`` and add its own codes with ``KM.update``.
+``message_km`` next to the English ``message`` of every error of the ``relay`` router (the
+router calls ``localize_error`` on its way out, so errors raised before a handler runs are
+covered too) and on status answers (heartbeat, provider). Without it nothing changes, so the
+error envelope stays the platform's four fields. Texts are keyed by error code or status; an
+unknown code falls back to a generic sentence. Dispatch adds its own codes with ``KM.update``.
 """
 from __future__ import annotations
 
-import functools
-from typing import Callable
-
-from shared.platform.errors import PayloomError
 
 GENERIC = "មានបញ្ហា។ សូមព្យាយាមម្ដងទៀត។"   # Something went wrong. Please try again.
 
@@ -41,6 +37,30 @@ KM: dict[str, str] = {
     "phone_country_not_allowed": "មិនអាចផ្ញើលេខកូដទៅប្រទេសនេះបានទេ។",
     "caps_invalid": "ដែនកំណត់សារមិនត្រឹមត្រូវ។",
     "contention": "ម៉ាស៊ីនមេរវល់។ សូមព្យាយាមម្ដងទៀត។",
+    # the platform's own (router, auth, idempotency, pagination)
+    "invalid_request": "សំណើមិនត្រឹមត្រូវ។",
+    "unknown_route": "រកមិនឃើញអាសយដ្ឋាននេះទេ។",
+    "method_not_allowed": "វិធីសាស្ត្រនេះមិនត្រូវបានអនុញ្ញាតទេ។",
+    "unsupported_media_type": "ប្រភេទទិន្នន័យមិនត្រូវបានគាំទ្រ។ សូមផ្ញើ JSON។",
+    "payload_too_large": "ទិន្នន័យធំពេក។",
+    "invalid_json": "ទិន្នន័យ JSON មិនត្រឹមត្រូវ។",
+    "unexpected_body": "សំណើនេះមិនត្រូវការទិន្នន័យទេ។",
+    "invalid_form": "ទម្រង់មិនត្រឹមត្រូវ។",
+    "invalid_cursor": "ទំព័របន្ទាប់មិនត្រឹមត្រូវ។",
+    "unauthenticated": "សូមចូលគណនីជាមុនសិន។",
+    "missing_credentials": "សូមចូលគណនីជាមុនសិន។",
+    "invalid_credentials": "ការចូលគណនីផុតកំណត់ ឬមិនត្រឹមត្រូវ។ សូមចូលម្ដងទៀត។",
+    "invalid_token": "ការចូលគណនីផុតកំណត់ ឬមិនត្រឹមត្រូវ។ សូមចូលម្ដងទៀត។",
+    "account_disabled": "គណនីរបស់អ្នកត្រូវបានបិទ។",
+    "forbidden": "អ្នកមិនមានសិទ្ធិធ្វើការនេះទេ។",
+    "principal_not_allowed": "អ្នកមិនមានសិទ្ធិធ្វើការនេះទេ។",
+    "missing_scope": "អ្នកមិនមានសិទ្ធិធ្វើការនេះទេ។",
+    "conflict": "មានការផ្លាស់ប្ដូរក្នុងពេលតែមួយ។ សូមព្យាយាមម្ដងទៀត។",
+    "idempotency_key_in_use": "សំណើដូចគ្នាកំពុងដំណើរការ។ សូមរង់ចាំបន្តិច។",
+    "idempotency_key_reused": "លេខសម្គាល់សំណើនេះត្រូវបានប្រើរួចហើយ។",
+    "idempotency_key_invalid": "លេខសម្គាល់សំណើមិនត្រឹមត្រូវ។",
+    "service_unavailable": "សេវាមិនទាន់អាចប្រើបានទេ។ សូមព្យាយាមម្ដងទៀត។",
+    "internal_error": GENERIC,
     # statuses
     "online": "កំពុងដំណើរការ",
     "offline": "ផ្ដាច់",
@@ -71,23 +91,9 @@ def status_km(status: str) -> str:
     return KM.get(status, GENERIC)
 
 
-def _with_khmer(original: Callable[[], dict], km: str) -> Callable[[], dict]:
-    def envelope() -> dict:
-        env = original()
-        env["error"]["message_km"] = km
-        return env
-    return envelope
-
-
-def khmer_errors(fn: Callable) -> Callable:
-    """Route decorator (under ``@router.route``): an error answered to a Khmer-speaking phone
-    carries ``message_km`` too."""
-    @functools.wraps(fn)
-    def wrapper(ctx, *args, **kwargs):
-        try:
-            return fn(ctx, *args, **kwargs)
-        except PayloomError as exc:
-            if wants_khmer(ctx.request):
-                exc.envelope = _with_khmer(exc.envelope, text(exc.code))
-            raise
-    return wrapper
+def localize_error(request, error: dict) -> None:
+    """The relay router's error localizer (``Router(localize_errors=...)``): a Khmer-speaking
+    phone gets ``message_km`` on every error, the router's own (401, 404, 405, 415, body
+    validation, rate limits) as well as the handlers'."""
+    if wants_khmer(request):
+        error["message_km"] = text(str(error.get("code") or ""))

@@ -251,6 +251,7 @@ class BlacklistEntry(ResourceModel):
     value: str = Field(description="The id, or a recipient's masked number.")
     reason: str
     created: int
+    created_by: str | None = Field(None, description="The operator's user id, or `service`.")
 
 
 class BlacklistList(ResourceModel):

@@ -2,10 +2,13 @@
 
 The provider's phone app calls these with the signed-in user's access token (``/v1/relay/...``);
 answers are small and, with ``Accept-Language: km``, carry Khmer (``khmer.py``). Someone
-else's device or SIM is a 404, like one that does not exist. Operators' blacklist and
-suspicious-activity routes take the platform's service credential.
+else's device or SIM is a 404, like one that does not exist. The blacklist and
+suspicious-activity routes are for operators (staff users with an MFA session, or the
+platform's service credential: ``operators.py``).
 """
 from __future__ import annotations
+
+import logging
 
 from shared.identity.responses import PhoneVerification
 from shared.merchants.context import parse_mode
@@ -13,14 +16,15 @@ from shared.platform import logs
 from shared.platform.pagination import ListQuery, ListResponse
 from shared.platform.ratelimit import Limit
 from shared.platform.router import SERVICE, Context, Result
-from shared.relay import (availability, blacklist, devices, earnings, fraud, heartbeats, providers, sims,
-                          sweeper_hooks)
+from shared.relay import (availability, blacklist, devices, earnings, fraud, heartbeats, operators,
+                          providers, sims, sweeper_hooks)
 from shared.relay import supply_models as M
-from shared.relay.khmer import khmer_errors, wants_khmer
+from shared.relay.khmer import wants_khmer
 from shared.relay.routers import relay, sweeper
 
 _log = logs.get_logger(__name__)
 USER = ("user",)
+OPERATOR = (SERVICE, "user")   # narrowed to operators by ``operators.require_operator``
 PROVIDER_CREATE = Limit("relay.providers.create", 10, 3600)
 DEVICE_WRITE = Limit("relay.devices.write", 30, 3600)
 HEARTBEAT = Limit("relay.heartbeat", 20, 60)
@@ -44,7 +48,6 @@ def _provider(ctx: Context, *, device_id: str | None = None, sim_id: str | None 
 
 @relay.post("/providers", body=M.RegisterProvider, response=M.Provider, auth=USER, status=201,
             other_statuses=(200,), rate_limits=[(PROVIDER_CREATE, "principal")])
-@khmer_errors
 def register_provider(ctx: Context):
     """Become a provider (idempotent: 200 with the existing record)."""
     provider, created = providers.register(ctx.uow, ctx.principal, ctx.body)
@@ -55,7 +58,6 @@ def register_provider(ctx: Context):
 
 
 @relay.get("/providers/me", response=M.Provider, auth=USER)
-@khmer_errors
 def get_provider(ctx: Context):
     """The caller's provider record: status, reputation, success rate, devices and SIMs."""
     _ref, doc = providers.load_for_update(ctx.uow, ctx.principal, allow_blacklisted=True)
@@ -70,7 +72,6 @@ def get_provider(ctx: Context):
 
 @relay.post("/devices", body=M.RegisterDevice, response=M.Device, auth=USER, status=201,
             other_statuses=(200,), rate_limits=[(DEVICE_WRITE, "principal")])
-@khmer_errors
 def register_device(ctx: Context):
     """Register this phone and its FCM token (again: rotates the token, 200)."""
     device, created = devices.register(
@@ -79,7 +80,6 @@ def register_device(ctx: Context):
 
 
 @relay.get("/devices", response=ListResponse[M.Device], auth=USER)
-@khmer_errors
 def list_devices(ctx: Context):
     """The caller's devices."""
     data = devices.list_devices(ctx.deps.db, _provider(ctx), ctx.now)
@@ -87,14 +87,12 @@ def list_devices(ctx: Context):
 
 
 @relay.get("/devices/{device_id}", response=M.Device, auth=USER)
-@khmer_errors
 def get_device(ctx: Context, device_id: str):
     return devices.get(ctx.uow, _provider(ctx, device_id=device_id), device_id)
 
 
 @relay.patch("/devices/{device_id}", body=M.UpdateDevice, response=M.Device, auth=USER,
              rate_limits=[(DEVICE_WRITE, "principal")])
-@khmer_errors
 def update_device(ctx: Context, device_id: str):
     """Set the device ``busy`` (pause its SIMs) or back ``online``."""
     return devices.set_status(ctx.uow, _provider(ctx, device_id=device_id), device_id, ctx.body.status)
@@ -102,7 +100,6 @@ def update_device(ctx: Context, device_id: str):
 
 @relay.delete("/devices/{device_id}", response=M.Device, auth=USER,
               rate_limits=[(DEVICE_WRITE, "principal")])
-@khmer_errors
 def retire_device(ctx: Context, device_id: str):
     """Stop using this phone (it must hold no SIM); registering it again brings it back."""
     return devices.retire(ctx.uow, _provider(ctx, device_id=device_id), device_id)
@@ -110,7 +107,6 @@ def retire_device(ctx: Context, device_id: str):
 
 @relay.post("/devices/{device_id}/push_token", body=M.RotatePushToken, response=M.Device, auth=USER,
             rate_limits=[(DEVICE_WRITE, "principal")])
-@khmer_errors
 def rotate_push_token(ctx: Context, device_id: str):
     """The app got a new FCM token (or the old one was dropped): matching resumes."""
     return devices.rotate_token(ctx.uow, _provider(ctx, device_id=device_id), device_id, ctx.body.push_token)
@@ -118,7 +114,6 @@ def rotate_push_token(ctx: Context, device_id: str):
 
 @relay.post("/devices/{device_id}/heartbeat", body=M.Heartbeat, response=M.HeartbeatAck, auth=USER,
             idempotent=False, rate_limits=[(HEARTBEAT, "principal")])
-@khmer_errors
 def heartbeat(ctx: Context, device_id: str):
     """Check in (every 15 minutes at most; offline 16 minutes after the last one)."""
     return heartbeats.heartbeat(ctx.uow, _provider(ctx, device_id=device_id), device_id, ctx.body,
@@ -129,7 +124,6 @@ def heartbeat(ctx: Context, device_id: str):
 
 @relay.post("/sims", body=M.StartSim, response=PhoneVerification, auth=USER, status=202,
             idempotent=False, rate_limits=[(SIM_START, "principal")])
-@khmer_errors
 def start_sim(ctx: Context):
     """Text a 6-digit code to the SIM's number to add it."""
     return sims.start(ctx.uow, _provider(ctx, device_id=ctx.body.device), ctx.body,
@@ -138,7 +132,6 @@ def start_sim(ctx: Context):
 
 @relay.post("/sims/verify", body=M.VerifySim, response=M.Sim, auth=USER, status=201,
             other_statuses=(200,), idempotent=False, rate_limits=[(SIM_WRITE, "principal")])
-@khmer_errors
 def verify_sim(ctx: Context):
     """Confirm the texted code: the SIM is added (mode: ``Payloom-Mode``, test by default)."""
     sim, created = sims.verify(ctx.uow, _provider(ctx), ctx.body, user_id=ctx.principal.id,
@@ -147,7 +140,6 @@ def verify_sim(ctx: Context):
 
 
 @relay.get("/sims", response=ListResponse[M.Sim], auth=USER)
-@khmer_errors
 def list_sims(ctx: Context):
     """The caller's SIMs with their caps, usage today and status."""
     return ListResponse[M.Sim](data=sims.list_sims(ctx.uow, _provider(ctx)), has_more=False,
@@ -155,21 +147,18 @@ def list_sims(ctx: Context):
 
 
 @relay.get("/sims/{sim_id}", response=M.Sim, auth=USER)
-@khmer_errors
 def get_sim(ctx: Context, sim_id: str):
     return sims.get(ctx.uow, _provider(ctx, sim_id=sim_id), sim_id)
 
 
 @relay.patch("/sims/{sim_id}", body=M.UpdateSim, response=M.Sim, auth=USER,
              rate_limits=[(SIM_WRITE, "principal")])
-@khmer_errors
 def update_sim(ctx: Context, sim_id: str):
     """Caps, active hours, enabled, label, or the device the SIM is now in."""
     return sims.update(ctx.uow, _provider(ctx, sim_id=sim_id), sim_id, ctx.body)
 
 
 @relay.delete("/sims/{sim_id}", response=M.Sim, auth=USER, rate_limits=[(SIM_WRITE, "principal")])
-@khmer_errors
 def remove_sim(ctx: Context, sim_id: str):
     """Stop relaying through this SIM."""
     return sims.remove(ctx.uow, _provider(ctx, sim_id=sim_id), sim_id)
@@ -178,14 +167,12 @@ def remove_sim(ctx: Context, sim_id: str):
 # --- earnings -----------------------------------------------------------------------------------
 
 @relay.get("/earnings", query=ListQuery, response=ListResponse[M.Earning], auth=USER)
-@khmer_errors
 def list_earnings(ctx: Context):
     """One record per delivered message, newest first (PPT, paid out by a later release)."""
     return earnings.list_earnings(ctx.deps.db, _provider(ctx).id, ctx.query)
 
 
 @relay.get("/earnings/summary", response=M.EarningsSummary, auth=USER)
-@khmer_errors
 def earnings_summary(ctx: Context):
     """Earned today, in the last 7 days and in all, with delivered counts."""
     return earnings.summary(ctx.deps.db, _provider(ctx).id, ctx.now)
@@ -193,28 +180,37 @@ def earnings_summary(ctx: Context):
 
 # --- operators ----------------------------------------------------------------------------------
 
-@relay.post("/admin/blacklist", body=M.BlacklistRequest, response=M.BlacklistEntry, auth=SERVICE,
+@relay.post("/admin/blacklist", body=M.BlacklistRequest, response=M.BlacklistEntry, auth=OPERATOR,
             status=201, other_statuses=(200,))
 def add_blacklist(ctx: Context):
-    """Blacklist a provider, device, SIM (matching stops at once) or a recipient."""
-    entry, created = blacklist.add(ctx.uow, ctx.body)
+    """Blacklist a provider, device, SIM (matching stops at once) or a recipient (operators)."""
+    actor = operators.require_operator(ctx.deps, ctx.principal)
+    entry, created = blacklist.add(ctx.uow, ctx.body, actor=actor)
     return Result(entry, status=201 if created else 200)
 
 
-@relay.get("/admin/blacklist", query=M.BlacklistQuery, response=M.BlacklistList, auth=SERVICE)
+@relay.get("/admin/blacklist", query=M.BlacklistQuery, response=M.BlacklistList, auth=OPERATOR)
 def list_blacklist(ctx: Context):
+    """Blacklist entries, newest first (operators)."""
+    operators.require_operator(ctx.deps, ctx.principal)
     return blacklist.list_entries(ctx.deps.db, kind=ctx.query.kind, limit=ctx.query.limit)
 
 
-@relay.delete("/admin/blacklist/{entry_id}", response=M.BlacklistEntry, auth=SERVICE)
+@relay.delete("/admin/blacklist/{entry_id}", response=M.BlacklistEntry, auth=OPERATOR)
 def remove_blacklist(ctx: Context, entry_id: str):
-    """Lift an entry (its flags are cleared in the same commit)."""
-    return blacklist.remove(ctx.uow, entry_id)
+    """Lift an entry (its flags are cleared in the same commit; operators)."""
+    actor = operators.require_operator(ctx.deps, ctx.principal)
+    entry = blacklist.remove(ctx.uow, entry_id)
+    logs.log(_log, logging.INFO, "relay blacklist entry lifted", entry=entry.id, kind=entry.kind,
+             actor=actor)
+    return entry
 
 
-@relay.get("/admin/suspicious", query=M.SuspiciousQuery, response=M.SuspiciousList, auth=SERVICE)
+@relay.get("/admin/suspicious", query=M.SuspiciousQuery, response=M.SuspiciousList, auth=OPERATOR)
 def list_suspicious(ctx: Context):
-    """Recent suspicious activity, newest first (also sent as ``relay.suspicious_activity``)."""
+    """Recent suspicious activity, newest first (also sent as ``relay.suspicious_activity``;
+    operators)."""
+    operators.require_operator(ctx.deps, ctx.principal)
     return fraud.list_suspicious(ctx.deps.db, provider=ctx.query.provider, limit=ctx.query.limit)
 
 

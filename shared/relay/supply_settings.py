@@ -36,8 +36,9 @@ class SupplySettings(BaseSettings):
 
     # --- matching -----------------------------------------------------------------------------
     # > 0: each instance reads a pool's best 64 SIMs at most once per this many seconds and
-    # matches from memory (reserve re-reads the chosen SIM, so only the choice can be stale).
-    candidates_cache_seconds: float = Field(0.0, ge=0, le=10)
+    # matches from memory (reserve re-reads the chosen SIM, so only the choice can be stale;
+    # matching asks the index when every cached candidate fails). 0: every match queries.
+    candidates_cache_seconds: float = Field(1.0, ge=0, le=10)
 
     # --- reputation ---------------------------------------------------------------------------
     reputation_threshold: float = Field(0.35, ge=0, le=1)  # below: never matched

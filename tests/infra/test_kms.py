@@ -9,6 +9,7 @@ of the HCL, and, when a terraform binary is on PATH, by Terraform itself on the 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import shutil
@@ -188,26 +189,56 @@ def test_terraform_itself_derives_the_bindings_env_and_project_roles(tmp_path):
 
 # --- the code agrees with the manifest ----------------------------------------------------
 
-def _loads_secrets_at_rest(name: str) -> bool:
+FCM_ROLE = "roles/firebasecloudmessaging.admin"
+PROBED = ("shared.platform.secrets_at_rest",   # seals or opens secrets: the KMS key
+          "shared.notify.senders", "shared.relay.dispatch")   # send push messages: FCM
+PUSH_SENDERS = PROBED[1:]
+# Functions that load relay dispatch but only ever enqueue its Cloud Tasks (never call FCM):
+NEVER_PUSH = {"messages": "a new or canceled message schedules relay_tasks' dispatch",
+              "relay": "a phone's report wakes a queued message through relay_tasks"}
+
+
+@functools.cache
+def loaded_modules() -> dict[str, frozenset[str]]:
+    """Per function: which of ``PROBED`` its ``main.py`` loads (one subprocess each, once)."""
     probe = ("import runpy, sys; runpy.run_path(sys.argv[1]); "
-             "print('SEALS' if 'shared.platform.secrets_at_rest' in sys.modules else 'PLAIN')")
-    r = subprocess.run([sys.executable, "-c", probe, str(ROOT / "functions" / name / "main.py")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120,
-                       env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "PAYLOOM_ENV": "test"})
-    assert r.returncode == 0, r.stderr[-2000:]
-    return r.stdout.strip().endswith("SEALS")
+             f"print(','.join(m for m in {PROBED!r} if m in sys.modules))")
+
+    def run(name: str) -> frozenset[str]:
+        r = subprocess.run([sys.executable, "-c", probe, str(ROOT / "functions" / name / "main.py")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120,
+                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "PAYLOOM_ENV": "test"})
+        assert r.returncode == 0, r.stderr[-2000:]
+        return frozenset(filter(None, r.stdout.strip().splitlines()[-1:][0].split(",")
+                                if r.stdout.strip() else []))
+
+    names = [f["name"] for f in FUNCTIONS]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        return dict(zip(names, pool.map(run, names)))
 
 
 def test_functions_that_load_the_envelope_ask_for_the_key_and_no_others():
     """Least privilege both ways: sealing without the role fails in production; the role without
     sealing is a grant nobody needs."""
-    names = [f["name"] for f in FUNCTIONS]
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        seals = dict(zip(names, pool.map(_loads_secrets_at_rest, names)))
+    loaded = loaded_modules()
     for f in FUNCTIONS:
+        seals = "shared.platform.secrets_at_rest" in loaded[f["name"]]
         has_role = KMS_ROLE in f.get("roles", [])
-        assert has_role == seals[f["name"]], (
-            f"{f['name']}: loads secrets_at_rest={seals[f['name']]} but asks for {KMS_ROLE}={has_role}")
+        assert has_role == seals, (
+            f"{f['name']}: loads secrets_at_rest={seals} but asks for {KMS_ROLE}={has_role}")
+
+
+def test_functions_that_send_push_messages_may_call_fcm_and_no_others():
+    """FCM v1 answers 403 to a service account without the messaging role: a function that can
+    send a push (notify's senders, relay dispatch) must ask for it, and nothing else gets it."""
+    loaded = loaded_modules()
+    senders = {name for name, mods in loaded.items() if mods & set(PUSH_SENDERS)} - NEVER_PUSH.keys()
+    assert {"notify_events", "notify_tasks", "relay_tasks", "relay_sweeper"} <= senders
+    assert NEVER_PUSH.keys() <= loaded.keys()
+    for f in FUNCTIONS:
+        has_role = FCM_ROLE in f.get("roles", [])
+        assert has_role == (f["name"] in senders), (
+            f"{f['name']}: sends push={f['name'] in senders} but asks for {FCM_ROLE}={has_role}")
 
 
 def test_the_rewrap_job_is_scheduled_and_may_read_the_primary_version():

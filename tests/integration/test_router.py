@@ -233,3 +233,53 @@ def test_an_undeclared_success_status_is_a_bug_in_tests(deps):
     app.add_url_rule("/<path:p>", "r", lambda p: router(flask.request), methods=["POST"])
     r = app.test_client().post("/v1/undeclared/thing", json={})
     assert r.status_code == 500 and r.get_json()["error"]["type"] == "api_error"
+
+
+def test_error_localizer_sees_every_error_the_router_answers(deps):
+    """``Router(localize_errors=...)`` runs on the router's own errors (unknown route, 405, a
+    malformed body, rate limits) as well as the handler's, never on success, and a localizer
+    that fails leaves the error as it was (never a 500)."""
+    seen: list[str] = []
+
+    def localize(request, error):
+        seen.append(error["code"])
+        if request.headers.get("Accept-Language") == "xx":
+            error["message_xx"] = error["code"].upper()
+
+    router = Router("demo_l10n", public_prefix="demo_l10n", localize_errors=localize)
+
+    class Echo(RequestModel):
+        text: str
+
+    @router.post("/echo", auth="public", body=Echo, rate_limits=[(Limit("demo.l10n", 2, 60), "ip")])
+    def echo(ctx: Context):
+        if ctx.body.text == "refuse":
+            from shared.platform.errors import Unprocessable
+            raise Unprocessable("No.", code="refused")
+        return {"text": ctx.body.text}
+
+    app = flask.Flask("demo_l10n")
+    app.add_url_rule("/<path:p>", view_func=lambda p: router(flask.request), methods=["GET", "POST", "PUT"])
+    client = app.test_client()
+    xx = {"Accept-Language": "xx", "X-Forwarded-For": "7.7.7.7"}
+    ok = client.post("/v1/demo_l10n/echo", json={"text": "hi"}, headers=xx)
+    assert ok.status_code == 200 and ok.get_json() == {"text": "hi"} and seen == []
+    assert ok.headers["Vary"] == "Accept-Language"
+    answers = [client.get("/v1/demo_l10n/missing", headers=xx),
+               client.put("/v1/demo_l10n/echo", headers=xx),
+               client.post("/v1/demo_l10n/echo", data="{", content_type="application/json", headers=xx),
+               client.post("/v1/demo_l10n/echo", json={"text": "refuse"}, headers=xx),
+               client.post("/v1/demo_l10n/echo", json={"text": "x"}, headers=xx)]
+    codes = [r.get_json()["error"]["code"] for r in answers]
+    assert codes == ["unknown_route", "method_not_allowed", "invalid_json", "refused", "rate_limited"]
+    assert [r.get_json()["error"]["message_xx"] for r in answers] == [c.upper() for c in codes]
+    plain = client.get("/v1/demo_l10n/missing").get_json()["error"]
+    assert "message_xx" not in plain and plain["code"] == "unknown_route"
+
+    def broken(request, error):
+        error["half"] = True
+        raise RuntimeError("translation tables missing")
+
+    router.localize_errors = broken
+    r = client.get("/v1/demo_l10n/missing")
+    assert r.status_code == 404 and set(r.get_json()["error"]) == {"type", "code", "message", "param"}

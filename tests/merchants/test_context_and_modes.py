@@ -175,6 +175,9 @@ def test_merchant_creation_input(user):
                 {"business_name": "x", "country": "KH", "settlement_asset": "BTC"},
                 {"business_name": "", "country": "KH", "settlement_asset": "USD"},
                 {"business_name": "x", "country": "KHM", "settlement_asset": "USD"},
+                {"business_name": "Shop\u202e", "country": "KH", "settlement_asset": "USD"},
+                {"business_name": "Shop\x07", "country": "KH", "settlement_asset": "USD"},
+                {"business_name": "\u200b", "country": "KH", "settlement_asset": "USD"},
                 {"country": "KH", "settlement_asset": "USD"}):
         assert_error(alice.post("", json=bad), 400)
     m = create_merchant(alice, country="kh")

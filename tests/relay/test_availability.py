@@ -165,8 +165,9 @@ def test_concurrent_reservations_across_sims_respect_each_day_cap(deps, supply_s
     assert sum(taken.values()) == 9   # every SIM filled, none over
 
 
-def test_reserve_inside_a_unit_reuses_the_candidate_reads(deps, supply_settings):
+def test_reserve_inside_a_unit_reuses_the_candidate_reads(deps, configure_supply):
     """Dispatch may pass its unit to candidates: reserve is then guarded by those reads."""
+    configure_supply(candidates_cache_seconds=0)   # the index path (the cache path: below)
     sim = seed_sim(deps)
 
     def unit(uow):

@@ -132,6 +132,19 @@ def test_send_timeout_then_a_late_sent_from_the_old_phone_wins_and_revokes_the_n
     assert job_doc(env.deps, new)["status"] == "revoked"
     assert second.fetch(new).status_code == 410              # the new phone never gets the text
     assert job_doc(env.deps, old)["late"] is True
+    # its delivery report comes too: the phone that delivered earns, once, the revoked job never
+    from shared.relay import earnings
+    assert earnings.earning_ref(env.deps.db, old).get().exists is False
+    env.advance(3)
+    for _ in range(2):
+        r = first.report(old, "delivered", token)
+        assert r.status_code == 200 and r.get_json()["status"] == "delivered"
+    assert env.msg(m["id"])["status"] == "delivered"
+    earned = earnings.earning_ref(env.deps.db, old).get().to_dict()
+    assert earned["provider_id"] == first.phone.provider_id and earned["amount"] == 500_000
+    assert earnings.earning_ref(env.deps.db, new).get().exists is False
+    mine = first.client.get("/v1/relay/earnings", headers=first.phone.headers()).get_json()["data"]
+    assert [e["job"] for e in mine] == [old]
 
 
 def test_two_phones_sending_one_message_is_recorded_as_a_duplicate(env):

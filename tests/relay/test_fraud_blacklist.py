@@ -64,7 +64,7 @@ def test_admin_routes_refuse_users_and_unknown_targets(kit, relay_client, servic
     p = kit.phone()
     r = relay_client.post("/v1/relay/admin/blacklist", headers=p.headers(),
                           json={"kind": "provider", "value": p.provider_id, "reason": "x"})
-    assert r.status_code == 401
+    assert r.status_code == 403 and err(r)["code"] == "operator_required"
     for body in ({"kind": "provider", "value": "prv_doesnotexist0000000000", "reason": "x"},
                  {"kind": "sim", "value": "../../etc", "reason": "x"}):
         assert relay_client.post("/v1/relay/admin/blacklist", json=body, headers=service_headers).status_code == 404
@@ -76,3 +76,40 @@ def test_admin_routes_refuse_users_and_unknown_targets(kit, relay_client, servic
     assert r.status_code == 400
     assert relay_client.delete("/v1/relay/admin/blacklist/bl_nothing", headers=service_headers).status_code == 404
     assert relay_client.get("/v1/relay/admin/suspicious", headers=service_headers).get_json()["data"] == []
+
+
+def test_operators_are_staff_users_with_a_second_factor(kit, relay_client, deps, service_headers):
+    """Staff listed as operators run the admin routes with an MFA session; the same user
+    without one, any other user (a provider) and the provider's phone are refused, and each
+    write records who made it."""
+    from shared.identity.sessions.sessions import start_session
+    from tests.support.identity import auth_headers, create_user_with_token
+
+    op_id, pwd_token = create_user_with_token(deps)
+    mfa = start_session(deps, user_id=op_id, amr=["pwd", "otp", "mfa"], ip="127.0.0.1", user_agent="pytest")
+    deps.extras["relay.operators"] = [op_id]
+    operator, password_only = auth_headers(mfa.access_token), auth_headers(pwd_token)
+    p = kit.phone()
+    body = {"kind": "provider", "value": p.provider_id, "reason": "fake reports"}
+
+    for headers, code in ((password_only, "mfa_required"), (p.headers(), "operator_required")):
+        for r in (relay_client.post("/v1/relay/admin/blacklist", headers=headers, json=body),
+                  relay_client.get("/v1/relay/admin/blacklist", headers=headers),
+                  relay_client.get("/v1/relay/admin/suspicious", headers=headers)):
+            assert r.status_code == 403 and r.get_json()["error"]["code"] == code
+    assert relay_client.get("/v1/relay/admin/blacklist", headers=service_headers).get_json()["data"] == []
+
+    r = relay_client.post("/v1/relay/admin/blacklist", headers=operator, json=body)
+    assert r.status_code == 201 and r.get_json()["created_by"] == op_id
+    entry = r.get_json()
+    assert relay_client.get("/v1/relay/providers/me", headers=p.headers()).get_json()["status"] == "blacklisted"
+    assert [e["id"] for e in relay_client.get("/v1/relay/admin/blacklist", headers=operator)
+            .get_json()["data"]] == [entry["id"]]
+    assert relay_client.get("/v1/relay/admin/suspicious", headers=operator).status_code == 200
+    r = relay_client.delete(f"/v1/relay/admin/blacklist/{entry['id']}", headers=p.headers())
+    assert r.status_code == 403
+    assert relay_client.delete(f"/v1/relay/admin/blacklist/{entry['id']}", headers=operator).status_code == 200
+    assert relay_client.get("/v1/relay/providers/me", headers=p.headers()).get_json()["status"] == "active"
+    # the service credential still passes, recorded as such
+    r = relay_client.post("/v1/relay/admin/blacklist", headers=service_headers, json=body)
+    assert r.status_code == 201 and r.get_json()["created_by"] == "service"

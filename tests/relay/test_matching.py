@@ -4,6 +4,7 @@ concurrent burst."""
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import concurrent.futures as cf
 import random
 
@@ -105,3 +106,33 @@ def test_a_concurrent_burst_never_exceeds_a_sims_caps(deps, supply_settings):
         doc = availability.availability_ref(deps.db, sim).get().to_dict()
         assert len(doc["in_flight_jobs"]) == 3
         assert availability.usage(doc, deps.clock.now())["m"] == 3
+
+
+def _other_instance_writes(deps, sim_id, change):
+    """A write by another instance: straight to Firestore, so this instance's cache misses it."""
+    ref = availability.availability_ref(deps.db, sim_id)
+    doc = ref.get().to_dict()
+    change(doc)
+    availability.evaluate(doc, deps.clock.now(), availability.supply_settings(deps))
+    ref.set(doc)
+
+
+def test_the_instance_cache_never_makes_matching_miss_a_sim(deps, configure_supply):
+    """Cached candidates that filled up elsewhere fail to reserve; matching then asks the index
+    and finds the same-carrier SIM the cache does not know, before any carrier fallback. An
+    empty cached pool is never trusted either."""
+    configure_supply(candidates_cache_seconds=10)
+    later = deps.clock.now() + dt.timedelta(minutes=16)
+    busy = seed_sim(deps, carrier="metfone")
+    seed_sim(deps, carrier="smart")                      # the fallback pool
+    assert pick(deps, message("metfone")).sim_id == busy   # the cache now holds metfone = {busy}
+    _other_instance_writes(deps, busy, lambda d: d["flags"].update(disabled=True))
+    fresh = seed_sim(deps, carrier="metfone", online=False)
+    _other_instance_writes(deps, fresh, lambda d: d.update(online_until=later))
+    assert fresh not in {d["sim_id"] for d in availability._CACHE[(deps.db.project, False, "metfone")][1].values()}
+    assert pick(deps, message("metfone")).sim_id == fresh  # not the smart SIM: no early fallback
+    # a pool whose cache is empty is read from the index at once
+    cellcard = seed_sim(deps, carrier="cellcard", online=False)
+    assert pick(deps, message("cellcard")).sim_id != cellcard      # offline: fallback
+    _other_instance_writes(deps, cellcard, lambda d: d.update(online_until=later))
+    assert pick(deps, message("cellcard")).sim_id == cellcard

@@ -288,3 +288,42 @@ def test_cancel_while_pending_only(deps, messages_client, client):
     lifecycle.message_ref(deps.db, sent["id"]).update({"status": "sent"})
     r = messages_client.post(f"/v1/messages/{sent['id']}/cancel", headers=client.headers())
     assert r.status_code == 409 and err(r)["code"] == "message_not_cancelable"
+
+
+def test_members_acting_for_a_merchant_send_and_read_the_merchants_messages(deps, messages_client, client):
+    """``Payloom-Merchant`` is honoured (ADR 0030): a developer's message belongs to the merchant
+    (its quota, its list, its webhooks), a viewer may read but not send, a stranger naming the
+    merchant is refused, and the member's own list stays their own."""
+    from shared.merchants import store
+    from shared.platform.ids import new_id
+    from tests.support.identity import auth_headers, create_user_with_token
+
+    merchant = new_id("mch")
+    people = {}
+    for role in ("developer", "viewer", None):
+        uid, token = create_user_with_token(deps)
+        if role:
+            store.member_ref(deps.db, merchant, uid).set({"role": role, "user_id": uid,
+                                                          "merchant_id": merchant})
+        people[role] = auth_headers(token, **{"Payloom-Merchant": merchant})
+    body = {"to": fresh_phone("smart"), "text": "Your order has shipped"}
+    r = messages_client.post("/v1/messages", json=body, headers=people["developer"])
+    assert r.status_code == 202, r.get_data(as_text=True)
+    m = r.get_json()
+    assert message_doc(deps, m["id"])["tenant"] == merchant
+    listed = messages_client.get("/v1/messages", headers=people["viewer"]).get_json()["data"]
+    assert [x["id"] for x in listed] == [m["id"]]
+    assert messages_client.get(f"/v1/messages/{m['id']}", headers=people["viewer"]).status_code == 200
+    r = messages_client.post("/v1/messages", json=body, headers=people["viewer"])
+    assert r.status_code == 403 and err(r)["code"] == "insufficient_role"
+    r = messages_client.post(f"/v1/messages/{m['id']}/cancel", headers=people["viewer"])
+    assert r.status_code == 403 and err(r)["code"] == "insufficient_role"
+    for method, path in (("GET", "/v1/messages"), ("GET", f"/v1/messages/{m['id']}"),
+                         ("POST", "/v1/messages")):
+        r = messages_client.open(path, method=method, json=body if method == "POST" else None,
+                                 headers=people[None])
+        assert r.status_code == 403 and err(r)["code"] == "not_a_member", (method, path)
+    # without the header the developer is back in their own (empty) tenant
+    own = {k: v for k, v in people["developer"].items() if k != "Payloom-Merchant"}
+    assert messages_client.get("/v1/messages", headers=own).get_json()["data"] == []
+    assert messages_client.get(f"/v1/messages/{m['id']}", headers=own).status_code == 404

@@ -83,6 +83,32 @@ def test_a_number_held_by_another_provider_is_409_after_the_code(kit, relay_clie
     assert _avail(deps, owner.sims[0])["provider_id"] == owner.provider_id
 
 
+def test_another_account_asking_for_the_same_number_never_cancels_a_pending_code(kit, relay_client):
+    """Codes are bound to the user who asked: a stranger starting a verification of my number
+    (who then cannot read its SMS) neither replaces my code nor makes me wait."""
+    _a, mine = kit.user()
+    kit.provider(mine)
+    my_dev = kit.device(mine)
+    number = fresh_phone("metfone")
+    assert relay_client.post("/v1/relay/sims", json={"phone": number, "device": my_dev},
+                             headers=mine).status_code == 202
+    my_code = kit.code_for(number)
+    _b, theirs = kit.user()
+    kit.provider(theirs)
+    their_dev = kit.device(theirs)
+    r = relay_client.post("/v1/relay/sims", json={"phone": number, "device": their_dev}, headers=theirs)
+    assert r.status_code == 202
+    their_code = kit.code_for(number)
+    assert len(kit.sms.inbox(number)) == 2   # both codes were texted to the number
+    r = relay_client.post("/v1/relay/sims/verify", headers=mine,
+                          json={"phone": number, "code": my_code, "device": my_dev})
+    assert r.status_code == 201, r.get_json()
+    # the other account's own code, if it could read it, now finds the number taken
+    r = relay_client.post("/v1/relay/sims/verify", headers=theirs,
+                          json={"phone": number, "code": their_code, "device": their_dev})
+    assert r.status_code == 409 and err(r)["code"] == "sim_in_use"
+
+
 def test_a_wrong_code_adds_nothing_and_counts_an_attempt(kit, relay_client, deps):
     _uid, h = kit.user()
     kit.provider(h)
@@ -237,6 +263,35 @@ def test_khmer_for_a_phone_that_asks_for_it(kit, relay_client):
                                                 headers=p.headers()).get_json()["error"]
     me = relay_client.get("/v1/relay/providers/me", headers=km).get_json()
     assert me["message_km"] and me["status"] == "active"
+
+
+def test_khmer_on_errors_the_router_raises_before_any_handler(kit, relay_client):
+    """401 without a token, an unknown route, 405, 415, a malformed body and a validation error
+    never reach a handler; a Khmer-speaking phone still gets ``message_km`` on each."""
+    from shared.relay.khmer import GENERIC, KM
+    p = kit.phone()
+    km = {"Accept-Language": "km"}
+    authed = p.headers(**km)
+    cases = {
+        "unauthenticated": relay_client.get("/v1/relay/devices", headers=km),
+        "unknown_route": relay_client.get("/v1/relay/nowhere", headers=authed),
+        "method_not_allowed": relay_client.put("/v1/relay/devices", headers=authed),
+        "unsupported_media_type": relay_client.post(
+            f"/v1/relay/devices/{p.device_id}/heartbeat", data="battery=5",
+            headers={**authed, "Content-Type": "text/plain"}),
+        "invalid_json": relay_client.post(f"/v1/relay/devices/{p.device_id}/heartbeat", data="{",
+                                          headers={**authed, "Content-Type": "application/json"}),
+        "parameter_invalid": relay_client.post(f"/v1/relay/devices/{p.device_id}/heartbeat",
+                                               json={"battery": "full"}, headers=authed),
+    }
+    for expected, r in cases.items():
+        error = r.get_json()["error"]
+        assert r.status_code in (400, 401, 404, 405, 415), (expected, r.status_code)
+        assert error["code"] in (expected, "missing_credentials"), (expected, error)
+        assert error["message_km"] == KM.get(error["code"], GENERIC) and error["message"], expected
+        assert "Accept-Language" in r.headers.get("Vary", ""), expected
+    plain = relay_client.get("/v1/relay/nowhere", headers=p.headers()).get_json()["error"]
+    assert set(plain) == {"type", "code", "message", "param"}   # the envelope as usual
 
 
 def test_device_and_sim_limits(kit, relay_client, configure_supply):

@@ -74,8 +74,11 @@ def otp_settings(deps) -> OtpSettings:
     return deps.get(SETTINGS_KEY, OtpSettings)
 
 
-def code_ref(db, purpose: str, e164: str):
-    return db.collection(COLLECTION).document(hashlib.sha256(f"{purpose}:{e164}".encode()).hexdigest())
+def code_ref(db, purpose: str, e164: str, user_id: str | None = None):
+    """One live code per (purpose, number), and per user when the code is bound to one: a code
+    another account asks for the same number never replaces (or cancels) this user's."""
+    key = f"{purpose}:{e164}" if user_id is None else f"{purpose}:{e164}:{user_id}"
+    return db.collection(COLLECTION).document(hashlib.sha256(key.encode()).hexdigest())
 
 
 def hash_code(code: str, *, salt: bytes, phone: str, purpose: str, pepper: str = "") -> str:
@@ -119,11 +122,12 @@ def otp_text(deps, code: str) -> str:
 
 def issue_code(uow, number: PhoneNumber, purpose: str, *, user_id: str | None = None) -> dt.datetime:
     """Store a fresh code for (purpose, number) and queue its SMS, in ``uow``; returns its
-    expiry. One live code per number: a resend sooner than the interval is a 429. ``user_id``
-    binds the code to a signed-in user (adding a phone, the SMS second factor)."""
+    expiry. One live code per number, per user when bound (``code_ref``): a resend sooner than
+    the interval is a 429. ``user_id`` binds the code to a signed-in user (adding a phone, the
+    SMS second factor, a relay SIM); the number's send limits are shared by every user."""
     deps, now = uow.deps, uow.now
     s = otp_settings(deps)
-    ref = code_ref(uow.db, purpose, number.e164)
+    ref = code_ref(uow.db, purpose, number.e164, user_id)
     resend = dt.timedelta(seconds=s.resend_interval_seconds)
     current = uow.get(ref)
     if current.exists and current.get("sent_at") and now < current.get("sent_at") + resend:
@@ -235,7 +239,7 @@ def verify_code(uow, *, phone: str, code: str, purpose: str, ip: str | None,
     if ip:
         verification_limit(uow.deps, ip)
     number = checked_input(phone, code)
-    ref = code_ref(uow.db, purpose, number.e164)
+    ref = code_ref(uow.db, purpose, number.e164, user_id)
     snap = uow.get(ref)
     if snap.exists and snap.get("user_id") != user_id:
         _raise_failure("missing", 0)

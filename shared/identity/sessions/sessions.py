@@ -293,6 +293,16 @@ def get_session(deps, *, user_id: str, session_id: str,
     return to_resource(snap.to_dict(), current_session_id)
 
 
+def active_session_doc(deps, *, user_id: str, session_id: str) -> dict[str, Any] | None:
+    """The session record if it is ``user_id``'s and still active (uncached: step-up checks
+    read how it was opened, ``amr`` and ``created_at``)."""
+    snap = _session_ref(deps.db, session_id).get()
+    doc = snap.to_dict() if snap.exists else None
+    if doc is None or doc.get("user_id") != user_id or doc.get("status") != "active":
+        return None
+    return doc
+
+
 def list_sessions(deps, *, user_id: str, params: ListQuery,
                   current_session_id: str | None = None) -> ListResponse[Session]:
     """The user's active sessions, newest first (index: user_id, status, created_at desc)."""
