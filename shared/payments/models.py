@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, StrictInt, field_validator
 from shared.merchants.branding_rules import MAX_URL
 from shared.payments import states
 from shared.platform.catalog import ObjectPayload, declare
-from shared.platform.models import RequestModel, ResourceModel, check_metadata
+from shared.platform.models import RequestModel, ResourceModel, StatusEntry, check_metadata
 from shared.platform.pagination import CreatedRangeQuery
 
 METHODS = ("wallet", "card", "crypto")
@@ -82,12 +82,6 @@ class IntentListQuery(CreatedRangeQuery):
     customer_email: str | None = Field(None, max_length=254)
 
 
-class TimelineEntry(BaseModel):
-    status: str
-    at: int
-    reason: str | None = None
-
-
 class Settlement(BaseModel):
     transfer_ids: list[str] = Field(default_factory=list)
     amount: int = 0
@@ -149,7 +143,7 @@ class PaymentIntent(ResourceModel):
     tolerance_bps: int
     speed_policy: str
     required_confirmations: int
-    timeline: list[TimelineEntry] = Field(default_factory=list)
+    timeline: list[StatusEntry] = Field(default_factory=list)
     settlement: Settlement | None = None
     crypto: dict[str, Any] | None = None
     card: CardDetails | None = None

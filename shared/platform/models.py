@@ -76,3 +76,11 @@ def check_metadata(value: dict[str, str] | None, *, allow_empty_values: bool) ->
         if not item and not allow_empty_values:
             raise ValueError("metadata values must not be empty")
     return value
+
+
+class StatusEntry(BaseModel):
+    """One step of a resource's status history, oldest first (a payment intent's ``timeline``,
+    a message's ``status_history``): the status entered, when (unix seconds) and why."""
+    status: str
+    at: int
+    reason: str | None = None

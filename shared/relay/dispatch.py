@@ -137,7 +137,8 @@ def push(deps, job: dict[str, Any], n: int) -> str:
     except PushTokenInvalid:
         outcome = run_unit(deps, lambda uow: _token_dead(uow, job))
     except PushError as exc:
-        outcome = run_unit(deps, lambda uow: _push_failed(uow, job, n, type(exc).__name__, s))
+        error = type(exc).__name__
+        outcome = run_unit(deps, lambda uow: _push_failed(uow, job, n, error, s))
     else:
         now = deps.clock.now()
         run_unit(deps, lambda uow: uow.update(lifecycle.job_ref(uow.db, job["id"]), {

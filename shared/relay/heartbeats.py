@@ -20,7 +20,6 @@ import datetime as dt
 import logging
 from typing import Any
 
-from google.cloud import firestore
 from google.cloud.firestore_v1 import FieldFilter
 
 from shared.platform import logs

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import ConfigDict, Field, StrictInt, field_validator
 
 from shared.platform.catalog import ObjectPayload, declare
-from shared.platform.models import RequestModel, ResourceModel, check_metadata
+from shared.platform.models import RequestModel, ResourceModel, StatusEntry, check_metadata
 from shared.platform.pagination import CreatedRangeQuery, ListQuery
 
 Priority = Literal["high", "normal", "bulk"]
@@ -51,12 +51,6 @@ class MessageListQuery(CreatedRangeQuery):
     client_reference: str | None = Field(None, max_length=128)
 
 
-class StatusChange(BaseModel):
-    status: str
-    at: int
-    reason: str | None = None
-
-
 class Message(ResourceModel):
     id: str
     object: Literal["message"] = "message"
@@ -69,7 +63,7 @@ class Message(ResourceModel):
     parts: int
     priority: Priority
     status: Status
-    status_history: list[StatusChange]
+    status_history: list[StatusEntry]
     attempts: int = Field(..., description="SIMs this message was handed to so far.")
     client_reference: str | None = None
     callback_url: str | None = None
