@@ -35,10 +35,23 @@ DocId = Annotated[str, AfterValidator(_doc_id)]
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+# Characters that draw nothing though they are neither spaces nor format characters: Hangul
+# fillers, the braille blank, Khmer's invisible inherent vowels, the object replacement char.
+BLANK_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u17b4\u17b5\ufffc")
+
+
+def has_visible(text: str) -> bool:
+    """Whether ``text`` would show anything: one character that is not a space, a format
+    character (zero-width, bidi marks, tags), a combining mark on its own (variation
+    selectors, the grapheme joiner) or a blank (``BLANK_CHARACTERS``)."""
+    return any(not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Mn", "Me")
+               and ch not in BLANK_CHARACTERS for ch in text)
+
+
 def _display_text(value: str) -> str:
     if any(unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS for ch in value):
         raise ValueError("must not hold control characters or bidirectional overrides")
-    if value and not any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in value):
+    if value and not has_visible(value):
         raise ValueError("must hold visible characters")
     return value
 

@@ -18,7 +18,7 @@ import dataclasses
 import unicodedata
 
 from shared.platform.errors import InvalidRequest
-from shared.platform.models import BIDI_CONTROLS
+from shared.platform.models import BIDI_CONTROLS, has_visible
 
 # The GSM 03.38 default alphabet (basic character set), as Unicode.
 GSM_BASIC = frozenset(
@@ -54,13 +54,6 @@ def _check_characters(text: str) -> None:
                                  code="text_invalid", param="text")
 
 
-def _visible(text: str) -> bool:
-    """Whether anything would show on the handset: not only spaces, format characters
-    (zero-width spaces and joiners, marks, soft hyphens, BOM) or Hangul fillers."""
-    return any(not ch.isspace() and unicodedata.category(ch) != "Cf"
-               and ch not in "\u115f\u1160\u3164\uffa0" for ch in text)
-
-
 def _units(ch: str, encoding: str) -> int:
     if encoding == GSM7:
         return 2 if ch in GSM_EXTENSION else 1
@@ -88,7 +81,7 @@ def count_parts(text: str, encoding: str) -> tuple[int, int]:
 
 def encode(text: str, *, max_parts: int = DEFAULT_MAX_PARTS) -> Encoded:
     """Classify and count ``text``; 400 ``text_invalid``/``text_too_long`` when unusable."""
-    if not isinstance(text, str) or not _visible(text):
+    if not isinstance(text, str) or not has_visible(text):
         raise InvalidRequest("text must not be empty.", code="text_empty", param="text")
     _check_characters(text)
     enc = encoding_of(text)

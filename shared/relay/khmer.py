@@ -72,13 +72,19 @@ KM: dict[str, str] = {
 
 
 def wants_khmer(request) -> bool:
-    """Whether ``Accept-Language`` prefers Khmer over English."""
+    """Whether ``Accept-Language`` prefers Khmer over English: the first language range of the
+    highest weight whose primary subtag is ``km`` or ``en`` (``km-KH``, the tag an Android
+    locale gives, is Khmer; ``en-GB`` is English; ``q=0`` means "not this one")."""
     if request is None:
         return False
     accept = getattr(request, "accept_languages", None)
     if accept is None:
         return False
-    return accept.best_match(["en", "km"]) == "km" and accept["km"] > 0
+    for value, quality in accept:   # highest weight first, ties in the order sent
+        primary = value.replace("_", "-").split("-", 1)[0].strip().lower()
+        if quality > 0 and primary in ("km", "en"):
+            return primary == "km"
+    return False
 
 
 def text(code: str) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.platform.catalog import ObjectPayload, declare
-from shared.platform.models import DocId, RequestModel, ResourceModel
+from shared.platform.models import DisplayText, DocId, RequestModel, ResourceModel
 
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 _PRINTABLE = re.compile(r"^[\x21-\x7e]+$")
@@ -125,7 +125,7 @@ class BlacklistRequest(RequestModel):
     kind: Literal["provider", "device", "sim", "recipient"]
     value: str = Field(..., min_length=1, max_length=64,
                        description="A prv_/dev_/sim_ id, or the recipient's phone number.")
-    reason: str = Field(..., min_length=1, max_length=200)
+    reason: DisplayText = Field(..., min_length=1, max_length=200)
 
 
 class BlacklistQuery(RequestModel):

@@ -74,6 +74,10 @@ def test_admin_routes_refuse_users_and_unknown_targets(kit, relay_client, servic
     r = relay_client.post("/v1/relay/admin/blacklist", headers=service_headers,
                           json={"kind": "user", "value": "x", "reason": "x"})
     assert r.status_code == 400
+    for reason in ("fake\u0000reports", "\u202eeslaf", "\u200b"):
+        r = relay_client.post("/v1/relay/admin/blacklist", headers=service_headers,
+                              json={"kind": "provider", "value": p.provider_id, "reason": reason})
+        assert r.status_code == 400 and err(r)["param"] == "reason"
     assert relay_client.delete("/v1/relay/admin/blacklist/bl_nothing", headers=service_headers).status_code == 404
     assert relay_client.get("/v1/relay/admin/suspicious", headers=service_headers).get_json()["data"] == []
 
