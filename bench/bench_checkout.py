@@ -180,7 +180,7 @@ def _latency(env: BenchEnv, m: Merchant, browser) -> list[dict]:
         return [{"name": "confirming block → page shows success: skipped (no Chromium)"}]
     net = _network(env)
     chain = Chain(net)
-    n, pause = (3, (2.0, 5.0)) if env.quick else (12, (5.0, 12.0))
+    n, pause = (2, (1.0, 2.5)) if env.quick else (12, (5.0, 12.0))
     chain.automine(False)
     try:
         with Follower(env.deps, net) as follower:
