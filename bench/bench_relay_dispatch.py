@@ -21,6 +21,7 @@ report through the gateway.
 from __future__ import annotations
 
 import datetime as dt
+import collections
 import os
 import statistics
 import threading
@@ -130,6 +131,7 @@ def _throughput(env: BenchEnv, headers, n: int) -> dict[str, Any]:
     db = env.deps.db
     deadline = start + 180
     delivered_at: dict[str, float] = {}
+    reasons: collections.Counter = collections.Counter()
     while time.time() < deadline and len(delivered_at) < len(ids):
         refs = [lifecycle.message_ref(db, i) for i in ids if i not in delivered_at]
         for snap in db.get_all(refs):
@@ -138,11 +140,19 @@ def _throughput(env: BenchEnv, headers, n: int) -> dict[str, Any]:
                 delivered_at[doc["id"]] = doc["delivered_at"].timestamp()
             elif doc and doc["status"] in ("failed", "expired"):
                 delivered_at[doc["id"]] = float("nan")
+                reasons[f"{doc['status']}:{doc.get('failure_code')}"] += 1
         time.sleep(0.25)
     done = [t for t in delivered_at.values() if t == t]
+    for i in ids:
+        if i not in delivered_at:   # still open at the deadline: say where it stands
+            doc = lifecycle.message_ref(db, i).get().to_dict() or {}
+            last = (doc.get("history") or [{}])[-1]
+            reasons[f"open:{doc.get('status')}:{last.get('reason')}:{doc.get('due')}"] += 1
     elapsed = (max(done) - start) if done else float("nan")
     return {"name": f"messages/s end to end through the fleet (burst of {n})", "n": len(ids),
-            "delivered": len(done), "post_seconds": round(posted, 2),
+            "delivered": len(done), "failed_or_expired": len(delivered_at) - len(done),
+            "unfinished": len(ids) - len(delivered_at), "why_not_delivered": dict(reasons),
+            "post_seconds": round(posted, 2),
             "seconds_to_last_delivered": round(elapsed, 2),
             "per_second": round(len(done) / elapsed, 2) if done else None}
 
@@ -203,7 +213,7 @@ def run(env: BenchEnv) -> list[dict]:
         _raise_caps(env.deps, fleet)
         test_key = _client(env.deps, livemode=False)
         rows.append(_latency(env, test_key, Fcm(fcm_url), n_latency))
-        rows.append(_throughput(env, test_key, n_burst))
+        rows.append({**_throughput(env, test_key, n_burst), "phone_calls": fleet.stats()})
         rows += _round_trips(env, quiet.phones[0], _client(env.deps, livemode=True))
     except Exception as exc:  # noqa: BLE001 - one bench must not stop the others
         rows.append({"name": "relay dispatch", "error": f"{type(exc).__name__}: {exc}"[:300]})
