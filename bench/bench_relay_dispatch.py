@@ -12,7 +12,11 @@ report through the gateway.
   FCM call). Goal: p50 < 500 ms.
 * (b) messages per second end to end: a burst of N messages POSTed by 8 threads; N / (last
   ``delivered`` − first POST). The fleet's SIMs have their caps raised for the bench (60 a
-  minute, 4 in flight) so the network, not the carriers' daily limits, is measured.
+  minute, 4 in flight) so the network, not the carriers' daily limits, is measured, and every
+  other test-mode SIM (the local stack's own fleet, with its slow and liar phones) is set aside
+  for the bench, so the figure is this fleet's alone. ``served_by`` says whose phone held each
+  message's job, ``why_not_delivered`` where an unfinished one stands and whose phone has it,
+  ``phone_calls`` the fleet's calls by outcome (``<call>_<status>`` for a non-2xx answer).
 * (c) Firestore round trips per message lifecycle, in process: create (the client's POST),
   assign (dispatch: matching, reservation, push), fetch, sent, delivered (the phone's calls),
   each through its function's test client or service, on a live-mode phone of its own that
@@ -30,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
+from google.cloud.firestore_v1 import FieldFilter
 
 from bench.harness import BenchEnv, RpcCounter
 
@@ -63,6 +68,33 @@ def _raise_caps(deps, fleet) -> None:
             doc["caps"] = dict(FAST_CAPS)
             availability.evaluate(doc, now, s)
             ref.set(doc)
+
+
+def _set_aside_others(deps, fleet) -> list[str]:
+    """Take every other test-mode SIM out of matching (flag ``disabled``, as its owner would)
+    and return them: the local stack runs its own fleet (``make run``'s honest, slow and liar
+    phones, ``infra/local/stack.py``) in the same test-mode pool, and without this the burst
+    is shared with it: a liar's forged delivery report leaves its messages ``sent`` until the
+    10-minute report deadline, and its slow phone and default caps blur the figure."""
+    from shared.platform.uow import run_unit
+    from shared.relay import availability
+    ours = {p.provider_id for p in fleet.phones}
+    others = []
+    for snap in (deps.db.collection(availability.COLLECTION)
+                 .where(filter=FieldFilter("livemode", "==", False)).stream()):
+        doc = snap.to_dict()
+        if doc.get("provider_id") not in ours and not (doc.get("flags") or {}).get("disabled"):
+            others.append(snap.id)
+    if others:
+        run_unit(deps, lambda uow: availability.set_flag(uow, others, "disabled", True))
+    return others
+
+
+def _restore(deps, sims: list[str]) -> None:
+    from shared.platform.uow import run_unit
+    from shared.relay import availability
+    if sims:
+        run_unit(deps, lambda uow: availability.set_flag(uow, sims, "disabled", False))
 
 
 def _number(i: int) -> str:
@@ -112,7 +144,31 @@ def _latency(env: BenchEnv, headers, fcm: Fcm, n: int) -> dict[str, Any]:
             "goal": "p50 < 500 ms"}
 
 
-def _throughput(env: BenchEnv, headers, n: int) -> dict[str, Any]:
+def _owners(fleet, stack_fleet_url: str | None) -> dict[str, str]:
+    """provider id -> "bench:<behaviour>" (this bench's fleet) or "stack:<behaviour>" (the
+    local stack's own fleet, ``make run``'s honest/slow/liar phones, which share the pool)."""
+    owners = {p.provider_id: f"bench:{p.behaviour}" for p in fleet.phones if p.provider_id}
+    if stack_fleet_url:
+        try:
+            for p in requests.get(f"{stack_fleet_url}/_fleet", timeout=5).json().get("phones", []):
+                if p.get("provider"):
+                    owners[p["provider"]] = f"stack:{p['behaviour']}"
+        except (requests.RequestException, ValueError):
+            pass
+    return owners
+
+
+def _served_by(db, ids: list[str], owners: dict[str, str]) -> dict[str, str]:
+    """message id -> whose phone holds its current job (``owners``' label, "other" or "none")."""
+    from shared.relay import lifecycle
+    messages = {s.id: s.to_dict() or {} for s in db.get_all([lifecycle.message_ref(db, i) for i in ids])}
+    job_ids = {i: m.get("job") for i, m in messages.items() if m.get("job")}
+    jobs = {s.id: s.to_dict() or {} for s in db.get_all([lifecycle.job_ref(db, j) for j in job_ids.values()])}
+    return {i: owners.get((jobs.get(job_ids.get(i)) or {}).get("provider_id"),
+                          "other" if i in job_ids else "none") for i in ids}
+
+
+def _throughput(env: BenchEnv, headers, n: int, owners: dict[str, str] | None = None) -> dict[str, Any]:
     from shared.relay import lifecycle
     http = requests.Session()
     ids: list[str] = []
@@ -143,15 +199,17 @@ def _throughput(env: BenchEnv, headers, n: int) -> dict[str, Any]:
                 reasons[f"{doc['status']}:{doc.get('failure_code')}"] += 1
         time.sleep(0.25)
     done = [t for t in delivered_at.values() if t == t]
+    served = _served_by(db, ids, owners or {}) if ids else {}
     for i in ids:
-        if i not in delivered_at:   # still open at the deadline: say where it stands
+        if i not in delivered_at:   # still open at the deadline: say where it stands, and whose
             doc = lifecycle.message_ref(db, i).get().to_dict() or {}
             last = (doc.get("history") or [{}])[-1]
-            reasons[f"open:{doc.get('status')}:{last.get('reason')}:{doc.get('due')}"] += 1
+            reasons[f"open:{doc.get('status')}:{last.get('reason')}:{doc.get('due')}:{served[i]}"] += 1
     elapsed = (max(done) - start) if done else float("nan")
     return {"name": f"messages/s end to end through the fleet (burst of {n})", "n": len(ids),
             "delivered": len(done), "failed_or_expired": len(delivered_at) - len(done),
             "unfinished": len(ids) - len(delivered_at), "why_not_delivered": dict(reasons),
+            "served_by": dict(collections.Counter(served.values())),
             "post_seconds": round(posted, 2),
             "seconds_to_last_delivered": round(elapsed, 2),
             "per_second": round(len(done) / elapsed, 2) if done else None}
@@ -204,6 +262,7 @@ def run(env: BenchEnv) -> list[dict]:
     quiet = PhoneFleet(env.base_url, fcm_url=fcm_url, sms_url=sms_url, phones=1,
                        behaviours=["silent"], carriers=("smart",), livemode=True, heartbeats=False,
                        seed=45)
+    set_aside: list[str] = []
     try:
         t0 = time.time()
         fleet.start()
@@ -211,13 +270,20 @@ def run(env: BenchEnv) -> list[dict]:
         rows.append({"name": "fleet onboarded through the public API", "phones": phones + 1,
                      "seconds": round(time.time() - t0, 1)})
         _raise_caps(env.deps, fleet)
+        set_aside = _set_aside_others(env.deps, fleet)
         test_key = _client(env.deps, livemode=False)
         rows.append(_latency(env, test_key, Fcm(fcm_url), n_latency))
-        rows.append({**_throughput(env, test_key, n_burst), "phone_calls": fleet.stats()})
+        owners = _owners(fleet, os.environ.get("PAYLOOM_PHONE_FLEET_URL"))
+        rows.append({**_throughput(env, test_key, n_burst, owners), "phone_calls": fleet.stats(),
+                     "other_sims_set_aside": len(set_aside)})
         rows += _round_trips(env, quiet.phones[0], _client(env.deps, livemode=True))
     except Exception as exc:  # noqa: BLE001 - one bench must not stop the others
         rows.append({"name": "relay dispatch", "error": f"{type(exc).__name__}: {exc}"[:300]})
     finally:
         fleet.stop()
         quiet.stop()
+        try:
+            _restore(env.deps, set_aside)
+        except Exception as exc:  # noqa: BLE001 - the stack is torn down after the benches anyway
+            rows.append({"name": "relay dispatch: putting other SIMs back", "error": type(exc).__name__})
     return rows

@@ -20,8 +20,12 @@ Each simulated phone does what the provider app does, through the public API onl
    - ``liar``: fetches, reports ``sent`` and ``delivered`` within 50 ms without sending, and
      every third report carries a forged token.
 
-Every delay is multiplied by ``Timing.scale`` (tests shrink them). ``stats()`` counts what the
-phones did, per behaviour; ``log`` keeps each action (for tests and ``GET /_fleet``).
+Like the app, every phone retries a fetch or report that failed transiently (429, 5xx, no
+answer) after a back-off, honouring Retry-After, at most ``Timing.retries`` times: reports are
+idempotent, so a repeat is safe. Every delay is multiplied by ``Timing.scale`` (tests shrink
+them). ``stats()`` counts what the phones did, per behaviour and by outcome (``sent`` for a 2xx
+answer, ``sent_503`` for another, ``sent_gave_up`` when the retries ran out, ``retry``); ``log``
+keeps each action (for tests and ``GET /_fleet``).
 
 In process (tests)::
 
@@ -66,6 +70,12 @@ PREFIXES = {"smart": ("10", "15", "16", "69", "70", "81", "86", "93", "98"),
             "metfone": ("97", "88", "71", "60", "66", "67", "68", "90"),
             "cellcard": ("12", "11", "14", "17", "61", "77", "78", "85", "89", "92", "95", "99")}
 CARRIER_ERRORS = ("generic_failure", "no_service", "radio_off", "sms_limit_exceeded")
+# Answers a phone app retries (rate limited, contention, the server or the network down); every
+# other answer is final. Reports are idempotent (a repeat answers ``duplicate``), and a fetch
+# repeated hands out one more token of the same job, so repeating both is safe.
+TRANSIENT = frozenset({429, 500, 502, 503, 504})
+NETWORK_ERROR = 599          # no HTTP answer at all (connection refused or reset, time-out)
+RETRY_AFTER = "_retry_after"  # FleetPhone.call puts the answer's Retry-After (seconds) here
 
 
 @dataclasses.dataclass
@@ -75,10 +85,21 @@ class Timing:
     slow_delay: tuple[float, float] = (6.0, 10.0)       # a slow phone waits this first
     liar_delay: float = 0.05
     heartbeat_seconds: float = 600.0                    # under the 15-minute rule
+    retries: int = 5                                    # a transient failure is tried again
+    retry_backoff: tuple[float, float] = (0.5, 8.0)     # first wait, cap (doubling, jittered)
+    retry_after_cap: float = 30.0                       # the most of a Retry-After honoured
     scale: float = 1.0
 
     def pick(self, span: tuple[float, float], rng: random.Random) -> float:
         return rng.uniform(*span) * self.scale
+
+    def backoff(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """The wait before try ``attempt + 1``: the server's Retry-After when it gave one (it
+        knows best, so it is not scaled), else a jittered doubling back-off."""
+        if retry_after is not None:
+            return min(max(0.0, retry_after), self.retry_after_cap)
+        first, cap = self.retry_backoff
+        return min(cap, first * 2 ** attempt) * rng.uniform(0.5, 1.0) * self.scale
 
 
 class JobApi:
@@ -145,6 +166,14 @@ class FleetPhone:
             payload = r.json() if r.content else {}
         except ValueError:
             payload = {"raw": r.text[:200]}
+        if not isinstance(payload, dict):
+            payload = {"data": payload}
+        retry_after = r.headers.get("Retry-After")
+        if retry_after is not None and r.status_code >= 400:
+            try:
+                payload[RETRY_AFTER] = float(retry_after)
+            except ValueError:
+                pass
         return r.status_code, payload
 
     def refresh(self) -> None:
@@ -389,14 +418,37 @@ class PhoneFleet:
     def _sleep(self, seconds: float) -> bool:
         return not self._stop.wait(max(0.0, seconds))
 
+    def _retrying(self, phone: FleetPhone, job_id: str, action: str,
+                  call: Callable[[], tuple[int, dict[str, Any]]]) -> tuple[int, dict[str, Any]]:
+        """``call`` as the app makes it: a transient failure (``TRANSIENT``, or no answer) is
+        tried again after a back-off (Retry-After honoured), at most ``Timing.retries`` times.
+        Every answer is counted (``<action>_<status>`` when not 2xx, ``<action>_gave_up`` when
+        the retries ran out), so a lost report shows in ``stats()``."""
+        rng = random.Random(self.rng.random())
+        attempt = 0
+        while True:
+            try:
+                status, payload = call()
+            except requests.RequestException as exc:
+                status, payload = NETWORK_ERROR, {"raw": type(exc).__name__}
+            self._note(phone, action, job_id, status=status)
+            if status not in TRANSIENT and status != NETWORK_ERROR:
+                return status, payload
+            if attempt >= self.timing.retries or self._stop.is_set():
+                self._note(phone, f"{action}_gave_up", job_id)
+                return status, payload
+            self._note(phone, "retry", job_id)
+            if not self._sleep(self.timing.backoff(attempt, payload.get(RETRY_AFTER), rng)):
+                return status, payload
+            attempt += 1
+
     def _fetch(self, phone: FleetPhone, job_id: str) -> dict[str, Any] | None:
-        status, job = self.job_api.fetch(phone, job_id)
-        self._note(phone, "fetch", job_id, status=status)
+        status, job = self._retrying(phone, job_id, "fetch", lambda: self.job_api.fetch(phone, job_id))
         return job if status == 200 and job.get("token") else None
 
     def _report(self, phone: FleetPhone, job_id: str, kind: str, token: str, **kw) -> int:
-        status, _ = self.job_api.report(phone, job_id, kind, token, **kw)
-        self._note(phone, kind, job_id, status=status)
+        status, _ = self._retrying(phone, job_id, kind,
+                                   lambda: self.job_api.report(phone, job_id, kind, token, **kw))
         return status
 
     def _honest(self, phone, job_id, rng, *, first_wait: float | None = None) -> None:

@@ -73,7 +73,8 @@ def make_fleet(relay_wiring, inprocess_gateway, fcm_server, code_source):
 
     def make(**kw) -> PhoneFleet:
         kw.setdefault("timing", FAST)
-        fleet = PhoneFleet(inprocess_gateway, fcm=fcm_server, code_source=code_source, seed=7, **kw)
+        kw.setdefault("seed", 7)
+        fleet = PhoneFleet(inprocess_gateway, fcm=fcm_server, code_source=code_source, **kw)
         fleets.append(fleet)
         return fleet.start()
     yield make
@@ -119,6 +120,82 @@ def test_pushes_reach_the_phones_and_each_behaviour_answers_its_way(deps, make_f
     assert slow["fetch"] - times["fetch"] > 0   # answered after the honest phone
     stats = fleet.stats()
     assert stats["honest"]["push_duplicate"] == 1 and stats["silent"]["ignored"] == 1
+
+
+class FlakyJobs(RecordingJobs):
+    """The routes answering each call in turn from a script (then 200): a status, or an
+    exception raised as the network would (no answer at all)."""
+
+    def __init__(self, script: dict[str, list]):
+        super().__init__()
+        self.script = {k: list(v) for k, v in script.items()}
+
+    def _next(self, kind):
+        with self.lock:
+            steps = self.script.get(kind) or []
+            step = steps.pop(0) if steps else 200
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    def fetch(self, phone, job_id):
+        ok = super().fetch(phone, job_id)
+        step = self._next("fetch")
+        return ok if step == 200 else (step[0], {"error": {"code": "x"}, **step[1]})
+
+    def report(self, phone, job_id, kind, token, carrier_error=None):
+        ok = super().report(phone, job_id, kind, token, carrier_error)
+        step = self._next(kind)
+        return ok if step == 200 else (step[0], {"error": {"code": "x"}, **step[1]})
+
+
+def test_phones_retry_transient_failures_like_the_app_and_count_every_answer(deps, make_fleet, pusher):
+    """A 503 fetch, a report lost in the network and a rate-limited delivery report are each
+    tried again (Retry-After honoured); a refusal (403) is final. The stats show every answer."""
+    jobs = FlakyJobs({"fetch": [(503, {"_retry_after": 0.0})],
+                      "sent": [requests.ConnectionError("reset")],
+                      "delivered": [(429, {"_retry_after": 0.3})]})
+    fleet = make_fleet(phones=1, job_api=jobs)
+    pusher.send(fleet.phones[0].push_token, {"job_id": "job_flaky"})
+    assert fleet.wait_for(lambda: [c[3] for c in jobs.of("job_flaky")][-1:] == ["delivered"]
+                          and len(jobs.of("job_flaky")) == 6, timeout=15)
+    calls = jobs.of("job_flaky")
+    assert [c[3] for c in calls] == ["fetch", "fetch", "sent", "sent", "delivered", "delivered"]
+    assert calls[5][0] - calls[4][0] >= 0.3                    # Retry-After waited out
+    stats = fleet.stats()["honest"]
+    assert {k: stats.get(k) for k in ("fetch_503", "fetch", "sent_599", "sent", "delivered_429",
+                                      "delivered", "retry")} == {
+        "fetch_503": 1, "fetch": 1, "sent_599": 1, "sent": 1, "delivered_429": 1, "delivered": 1,
+        "retry": 3}
+
+    refused = FlakyJobs({"sent": [(403, {})], "delivered": [(503, {})] * 10})
+    other = make_fleet(phones=1, job_api=refused, seed=8, timing=Timing(scale=0.05, heartbeat_seconds=4, retries=2))
+    pusher.send(other.phones[0].push_token, {"job_id": "job_refused"})
+    assert other.wait_for(lambda: other.stats().get("honest", {}).get("sent_403") == 1, timeout=10)
+    time.sleep(0.5)
+    assert [c[3] for c in refused.of("job_refused")] == ["fetch", "sent"]   # no retry, no delivered
+
+    gave_up = FlakyJobs({"delivered": [(503, {})] * 10})
+    third = make_fleet(phones=1, job_api=gave_up, seed=9, timing=Timing(scale=0.02, heartbeat_seconds=4, retries=2))
+    pusher.send(third.phones[0].push_token, {"job_id": "job_gave_up"})
+    assert third.wait_for(lambda: third.stats().get("honest", {}).get("delivered_gave_up") == 1, timeout=15)
+    assert [c[3] for c in gave_up.of("job_gave_up")] == ["fetch", "sent", "delivered", "delivered", "delivered"]
+    assert third.stats()["honest"]["delivered_503"] == 3
+
+
+def test_a_phone_reads_retry_after_from_the_answer():
+    from infra.local.phone_fleet import RETRY_AFTER, FleetPhone
+
+    phone = FleetPhone(index=0, behaviour="honest", carriers=("smart",), base_url="http://127.0.0.1:9",
+                       ip="10.0.0.1", fingerprint="f", push_token="t")
+    answer = requests.Response()
+    answer.status_code, answer._content = 429, b'{"error": {"code": "rate_limited"}}'
+    answer.headers["Retry-After"] = "7"
+    phone.session.request = lambda *a, **kw: answer
+    status, payload = phone.call("POST", "/v1/relay/jobs/job_x/sent", {"token": "jt_x"})
+    assert status == 429 and payload[RETRY_AFTER] == 7.0 and payload["error"]["code"] == "rate_limited"
+    assert Timing(scale=0.01).backoff(0, payload[RETRY_AFTER], __import__("random").Random(1)) == 7.0
+    assert Timing(scale=1).backoff(9, None, __import__("random").Random(1)) <= 8.0
 
 
 def test_a_liar_forges_every_third_report(deps, make_fleet, pusher):
