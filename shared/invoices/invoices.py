@@ -42,7 +42,7 @@ from shared.platform.auth import Principal
 from shared.platform.errors import Conflict, InvalidRequest, NotFound
 from shared.platform.ids import derived_id, new_id
 from shared.platform.models import is_doc_id
-from shared.platform.pagination import ListResponse, paginate
+from shared.platform.pagination import ListResponse, paginate, tenant_mode_query
 from shared.platform.uow import UnitOfWork
 
 COLLECTION = "invoices"
@@ -458,15 +458,13 @@ def list_invoices(deps, principal: Principal, query: InvoiceListQuery) -> ListRe
     """Newest first. Composite indexes: (tenant, livemode, created_at desc), and the same with
     status or customer_email between livemode and created_at."""
     col = deps.db.collection(COLLECTION)
-    q = (col.where(filter=FieldFilter("tenant", "==", principal.tenant_id))
-         .where(filter=FieldFilter("livemode", "==", principal.livemode)))
+    q, belongs = tenant_mode_query(col, principal)
     if query.status:
         q = q.where(filter=FieldFilter("status", "==", query.status))
     if query.customer_email:
         q = q.where(filter=FieldFilter("customer_email", "==", query.customer_email.lower()))
     page = paginate(q, col, query, url="/v1/invoices", to_resource=resource,
-                    belongs=lambda d: d.get("tenant") == principal.tenant_id
-                    and d.get("livemode") == principal.livemode)
+                    belongs=belongs)
     return ListResponse[Invoice](data=page.data, has_more=page.has_more, url=page.url)
 
 

@@ -43,7 +43,7 @@ from shared.platform.auth import Principal
 from shared.platform.errors import Conflict, InvalidRequest, NotFound
 from shared.platform.ids import derived_id, new_id
 from shared.platform.models import is_doc_id
-from shared.platform.pagination import ListResponse, paginate
+from shared.platform.pagination import ListResponse, paginate, tenant_mode_query
 from shared.platform.uow import UnitOfWork
 
 COLLECTION = "payment_links"
@@ -171,14 +171,12 @@ def list_links(deps, principal: Principal, query: LinkListQuery) -> ListResponse
     """Newest first. Composite indexes: (tenant, livemode, created_at desc) and
     (tenant, livemode, active, created_at desc)."""
     col = deps.db.collection(COLLECTION)
-    q = (col.where(filter=FieldFilter("tenant", "==", principal.tenant_id))
-         .where(filter=FieldFilter("livemode", "==", principal.livemode)))
+    q, belongs = tenant_mode_query(col, principal)
     if query.active is not None:
         q = q.where(filter=FieldFilter("active", "==", query.active == "true"))
     page = paginate(q, col, query, url="/v1/payment_links",
                     to_resource=lambda d: resource(d, deps),
-                    belongs=lambda d: d.get("tenant") == principal.tenant_id
-                    and d.get("livemode") == principal.livemode)
+                    belongs=belongs)
     return ListResponse[PaymentLink](data=page.data, has_more=page.has_more, url=page.url)
 
 

@@ -58,6 +58,17 @@ class ListResponse(BaseModel, Generic[T]):
     url: str
 
 
+def tenant_mode_query(collection: firestore.CollectionReference, principal: Any
+                      ) -> tuple[firestore.Query, Callable[[dict[str, Any]], bool]]:
+    """The caller's own documents in its mode (``tenant``, ``livemode``): the start of a merchant
+    list's query, and the ``belongs`` check a ``starting_after`` document must pass (another
+    tenant's or mode's id is an invalid cursor, never a way to page through its data)."""
+    tenant, livemode = principal.tenant_id, principal.livemode
+    q = (collection.where(filter=firestore.FieldFilter("tenant", "==", tenant))
+         .where(filter=firestore.FieldFilter("livemode", "==", livemode)))
+    return q, lambda d: d.get("tenant") == tenant and d.get("livemode") == livemode
+
+
 def paginate(query: firestore.Query, collection: firestore.CollectionReference, params: ListQuery,
              *, url: str, to_resource: Callable[[dict[str, Any]], Any],
              order_field: str = "created_at",

@@ -37,7 +37,7 @@ from shared.platform.auth import Principal
 from shared.platform.errors import Conflict, InvalidRequest, NotFound, PayloomError
 from shared.platform.ids import derived_id, new_id
 from shared.platform.models import is_doc_id
-from shared.platform.pagination import ListResponse, paginate
+from shared.platform.pagination import ListResponse, paginate, tenant_mode_query
 from shared.platform.tasks import task_name
 from shared.platform.uow import Conflicted, UnitOfWork
 from shared.refunds import amounts
@@ -302,13 +302,11 @@ def list_refunds(deps, principal: Principal, query: RefundListQuery) -> ListResp
     """Newest first. Composite indexes: (tenant, livemode, created_at desc) and (tenant,
     livemode, payment_intent, created_at desc)."""
     col = deps.db.collection(COLLECTION)
-    q = (col.where(filter=FieldFilter("tenant", "==", principal.tenant_id))
-         .where(filter=FieldFilter("livemode", "==", principal.livemode)))
+    q, belongs = tenant_mode_query(col, principal)
     if query.payment_intent:
         q = q.where(filter=FieldFilter("payment_intent", "==", query.payment_intent))
     page = paginate(q, col, query, url="/v1/refunds", to_resource=resource,
-                    belongs=lambda d: d.get("tenant") == principal.tenant_id
-                    and d.get("livemode") == principal.livemode)
+                    belongs=belongs)
     return ListResponse[Refund](data=page.data, has_more=page.has_more, url=page.url)
 
 

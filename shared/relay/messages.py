@@ -22,7 +22,7 @@ from shared.identity.factors.phone import parse_phone
 from shared.platform.auth import Principal
 from shared.platform.errors import InvalidRequest, Unprocessable
 from shared.platform.ids import derived_id, new_id
-from shared.platform.pagination import ListResponse, paginate
+from shared.platform.pagination import ListResponse, paginate, tenant_mode_query
 from shared.platform.uow import UnitOfWork
 from shared.relay import (
     blacklist,
@@ -163,8 +163,7 @@ def list_messages(deps, principal: Principal, query: MessageListQuery) -> ListRe
         raise InvalidRequest("Filter by at most one of status, to and client_reference.",
                              code="parameter_invalid", param=chosen[1])
     col = deps.db.collection(COLLECTION)
-    q = (col.where(filter=FieldFilter("tenant", "==", principal.tenant_id))
-         .where(filter=FieldFilter("livemode", "==", principal.livemode)))
+    q, belongs = tenant_mode_query(col, principal)
     if query.status:
         q = q.where(filter=FieldFilter("status", "==", query.status))
     if query.to:
@@ -173,8 +172,7 @@ def list_messages(deps, principal: Principal, query: MessageListQuery) -> ListRe
         q = q.where(filter=FieldFilter("client_reference", "==", query.client_reference))
     q = query.filter_created(q)
     page = paginate(q, col, query, url="/v1/messages", to_resource=lifecycle.resource,
-                    belongs=lambda d: d.get("tenant") == principal.tenant_id
-                    and d.get("livemode") == principal.livemode)
+                    belongs=belongs)
     return ListResponse[Message](data=page.data, has_more=page.has_more, url=page.url)
 
 

@@ -24,7 +24,7 @@ from shared.platform.auth import Principal
 from shared.platform.errors import NotFound, RateLimited, Unprocessable
 from shared.platform.ids import derived_id
 from shared.platform.models import is_doc_id
-from shared.platform.pagination import ListQuery, ListResponse, paginate
+from shared.platform.pagination import ListQuery, ListResponse, paginate, tenant_mode_query
 from shared.platform.uow import UnitOfWork
 from shared.relay.availability import window_starts
 from shared.relay.dispatch_settings import DispatchSettings
@@ -123,13 +123,11 @@ def opt_in(uow: UnitOfWork, principal: Principal, opt_out_id: str) -> DeletedOpt
 def list_opt_outs(deps, principal: Principal, query: ListQuery) -> ListResponse[OptOut]:
     """Newest first. Index: (tenant, livemode, opted_out, opted_out_at desc)."""
     col = deps.db.collection(COLLECTION)
-    q = (col.where(filter=FieldFilter("tenant", "==", principal.tenant_id))
-         .where(filter=FieldFilter("livemode", "==", principal.livemode))
-         .where(filter=FieldFilter("opted_out", "==", True)))
+    own, belongs = tenant_mode_query(col, principal)
+    q = own.where(filter=FieldFilter("opted_out", "==", True))
     page = paginate(q, col, query, url="/v1/messages/opt_outs", to_resource=_resource,
                     order_field="opted_out_at",
-                    belongs=lambda d: d.get("tenant") == principal.tenant_id
-                    and d.get("livemode") == principal.livemode and bool(d.get("opted_out")))
+                    belongs=lambda d: belongs(d) and bool(d.get("opted_out")))
     return ListResponse[OptOut](data=page.data, has_more=page.has_more, url=page.url)
 
 

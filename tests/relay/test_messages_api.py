@@ -275,6 +275,22 @@ def test_list_filters_and_pagination(deps, messages_client, client):
         assert r.status_code == 400, q
 
 
+def test_another_tenants_or_modes_ids_are_never_cursors(deps, messages_client, client):
+    """A cursor must name one of the caller's own objects in its mode (tenant_mode_query)."""
+    mine = send(messages_client, client).get_json()["id"]
+    theirs_client, live = client_key(deps), client_key(deps, owner=client.owner, livemode=True)
+    theirs = send(messages_client, theirs_client).get_json()["id"]
+    live_id = send(messages_client, live).get_json()["id"]
+    opt = messages_client.post("/v1/messages/opt_outs", json={"to": fresh_phone("smart")},
+                               headers=theirs_client.headers()).get_json()["id"]
+    for path, cursor in (("/v1/messages", theirs), ("/v1/messages", live_id),
+                         ("/v1/messages/opt_outs", opt)):
+        r = messages_client.get(f"{path}?starting_after={cursor}", headers=client.headers())
+        assert r.status_code == 400 and err(r)["code"] == "invalid_cursor", (path, cursor)
+    ok = messages_client.get(f"/v1/messages?starting_after={mine}", headers=client.headers())
+    assert ok.status_code == 200 and ok.get_json()["data"] == []
+
+
 def test_cancel_while_pending_only(deps, messages_client, client):
     m = send(messages_client, client).get_json()
     r = messages_client.post(f"/v1/messages/{m['id']}/cancel", headers=client.headers())
