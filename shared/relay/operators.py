@@ -23,11 +23,9 @@ EXTRAS_KEY = "relay.operators"
 MAX_OPERATORS = 50
 
 
-def operator_ids(deps: Any) -> frozenset[str]:
-    """The configured operators (none when unset; a malformed value is a deployment error)."""
-    injected = deps.extras.get(EXTRAS_KEY) if hasattr(deps, "extras") else None
-    if injected is not None:
-        return frozenset(injected)
+def _from_env() -> frozenset[str]:
+    """``PAYLOOM_RELAY_OPERATORS``, parsed once per instance (none when unset; a malformed
+    value is a deployment error)."""
     raw = os.environ.get(ENV_VAR, "").strip()
     if not raw:
         return frozenset()
@@ -36,6 +34,11 @@ def operator_ids(deps: Any) -> frozenset[str]:
             or not all(isinstance(i, str) and i.startswith("usr_") for i in ids)):
         raise ValueError(f"{ENV_VAR} must be a JSON list of at most {MAX_OPERATORS} usr_ ids")
     return frozenset(ids)
+
+
+def operator_ids(deps: Any) -> frozenset[str]:
+    """The configured operators (``deps.extras["relay.operators"]`` in tests)."""
+    return frozenset(deps.get(EXTRAS_KEY, _from_env))
 
 
 def require_operator(deps: Any, principal: Principal) -> str:

@@ -1,6 +1,8 @@
 """The blacklist (operators, service credential): providers, devices, SIMs and recipients."""
 from __future__ import annotations
 
+import pytest
+
 from shared.relay import availability, blacklist
 from shared.relay.availability import candidates
 from tests.relay.supply_kit import err, fresh_phone
@@ -117,3 +119,15 @@ def test_operators_are_staff_users_with_a_second_factor(kit, relay_client, deps,
     # the service credential still passes, recorded as such
     r = relay_client.post("/v1/relay/admin/blacklist", headers=service_headers, json=body)
     assert r.status_code == 201 and r.get_json()["created_by"] == "service"
+
+
+def test_the_operators_setting_is_a_list_of_user_ids(monkeypatch):
+    from shared.relay import operators
+    monkeypatch.delenv(operators.ENV_VAR, raising=False)
+    assert operators._from_env() == frozenset()
+    monkeypatch.setenv(operators.ENV_VAR, '["usr_a1", "usr_b2"]')
+    assert operators._from_env() == {"usr_a1", "usr_b2"}
+    for bad in ('{"usr_a1": 1}', '["prv_a1"]', '["usr_a"', "[1]"):
+        monkeypatch.setenv(operators.ENV_VAR, bad)
+        with pytest.raises(ValueError):
+            operators._from_env()
